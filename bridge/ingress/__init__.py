@@ -1,0 +1,1 @@
+"""Webhook ingress: verify, deduplicate, normalise, publish; answer only after Kafka's ack."""

@@ -1,0 +1,243 @@
+"""The ingress ASGI application (ARCHITECTURE §3).
+
+Order of checks, cheapest and least trusting first: shop → size → media type → body (streamed,
+bounded) → signature → event name → JSON → normalisation → dedup → publish (wait for the ack).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bridge.config import Config
+from bridge.errors import (
+    InvalidPayload,
+    PayloadTooLarge,
+    PublishUnavailable,
+    UnknownShop,
+    UnsupportedMediaType,
+    WebhookError,
+)
+from bridge.events import CanonicalEvent
+from bridge.ingress.body import read_limited
+from bridge.ingress.dedup import Deduplicator
+from bridge.ingress.metrics import IngressMetrics
+from bridge.kafka.cloudevents import headers_for
+from bridge.kafka.publisher import KafkaPublisher, Published, Publisher
+from bridge.kafka.topics import Topics
+from bridge.log import get_logger
+from bridge.platforms import get_platform
+from bridge.platforms.base import Delivery
+from bridge.privacy import Privacy
+
+log = get_logger("bridge.ingress")
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _is_json_media_type(value: str | None) -> bool:
+    """JSON or a ``+json`` type; a missing Content-Type is tolerated (some platforms omit it)."""
+    if value is None or not value.strip():
+        return True
+    media = value.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class Ingress:
+    """Request handling, with its collaborators injected (publisher, clock, metrics)."""
+
+    def __init__(
+        self,
+        config: Config,
+        publisher: Publisher,
+        registry: CollectorRegistry,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.publisher = publisher
+        self.registry = registry
+        self.clock = clock
+        self.metrics = IngressMetrics.create(registry)
+        self.topics = Topics(config.kafka.topic_prefix)
+        self.privacy = Privacy(config.privacy)
+        self.dedup: Deduplicator[Published] = Deduplicator(
+            config.ingress.dedup_capacity, config.ingress.dedup_window
+        )
+
+    async def webhook(self, request: Request) -> Response:
+        shop_id = request.path_params["shop"]
+        path_event = request.path_params.get("event")
+        shop = self.config.shop(shop_id)
+        label = shop_id if shop is not None else "unknown"
+        self.metrics.received.labels(label).inc()
+        structlog.contextvars.bind_contextvars(shop=label)
+        self.metrics.in_flight.inc()
+        try:
+            if shop is None:
+                raise UnknownShop(f"shop {shop_id!r} is not configured")
+            if not _is_json_media_type(request.headers.get("content-type")):
+                raise UnsupportedMediaType("Content-Type must be application/json")
+            body = await read_limited(request, self.config.ingress.max_body_bytes)
+            now = self.clock()
+            delivery = Delivery(
+                shop=shop,
+                body=body,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                query=dict(request.query_params),
+                path_event=path_event,
+                client_ip=request.client.host if request.client else None,
+                received_at=datetime.fromtimestamp(now, UTC),
+            )
+            event = self._normalise(delivery, now)
+            return await self._publish(event, delivery, request.headers.get("traceparent"))
+        except WebhookError as exc:
+            return self._reject(label, exc)
+        finally:
+            self.metrics.in_flight.dec()
+            structlog.contextvars.clear_contextvars()
+
+    def _normalise(self, delivery: Delivery, now: float) -> CanonicalEvent:
+        platform = get_platform(delivery.shop.platform)
+        platform.verify(delivery, now)
+        event_name = platform.event_name(delivery)
+        try:
+            payload = orjson.loads(delivery.body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidPayload(f"body is not valid JSON: {exc.msg}") from None
+        return platform.normalise(delivery, event_name, payload, self.privacy)
+
+    async def _publish(
+        self, event: CanonicalEvent, delivery: Delivery, traceparent: str | None
+    ) -> Response:
+        topic = self.topics.for_entity(event.entity)
+        structlog.contextvars.bind_contextvars(event_id=event.id, ce_type=event.type, topic=topic)
+        value = orjson.dumps(event.value)
+        headers = headers_for(event, delivery.received_at, traceparent)
+        timeout = self.config.ingress.publish_timeout
+
+        async def send() -> Published:
+            started = time.perf_counter()
+            published = await self.publisher.publish(
+                topic, event.key.encode(), value, headers, timeout
+            )
+            self.metrics.publish_seconds.labels(topic).observe(time.perf_counter() - started)
+            return published
+
+        try:
+            outcome = await self.dedup.run(event.id, send)
+        except PublishUnavailable as exc:
+            self.metrics.rejected.labels(delivery.shop.id, "kafka_unavailable").inc()
+            log.warning("webhook_not_published", reason=str(exc))
+            retry_after = {"Retry-After": str(self.config.ingress.retry_after)}
+            return _error(503, "unavailable", "event store unavailable, retry later", retry_after)
+        published = outcome.value
+        if outcome.duplicate:
+            self.metrics.duplicates.labels(delivery.shop.id).inc()
+            log.info("webhook_duplicate", partition=published.partition, offset=published.offset)
+            return JSONResponse({"id": event.id, "duplicate": True}, status_code=200)
+        self.metrics.accepted.labels(delivery.shop.id, topic).inc()
+        log.info("webhook_accepted", partition=published.partition, offset=published.offset)
+        return JSONResponse({"id": event.id, "topic": topic}, status_code=202)
+
+    def _reject(self, shop_label: str, exc: WebhookError) -> Response:
+        self.metrics.rejected.labels(shop_label, exc.code).inc()
+        log.warning("webhook_rejected", status=exc.status, reason=exc.code, detail=exc.detail)
+        if exc.status == 401:
+            # Same answer for every authentication failure: no hint which part failed.
+            return _error(401, "unauthorized", "missing or invalid signature")
+        return _error(exc.status, exc.code, exc.detail)
+
+    async def healthz(self, _request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, _request: Request) -> Response:
+        if self.publisher.ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "kafka": "connecting"}, status_code=503)
+
+    async def metrics_endpoint(self, _request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return _error(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def _internal_error(_request: Request, exc: Exception) -> Response:
+    log.error("ingress_internal_error", error_type=type(exc).__name__, exc_info=exc)
+    return _error(500, "internal_error", "internal error")
+
+
+async def _too_large(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PayloadTooLarge)  # noqa: S101 - registered for PayloadTooLarge only
+    return _error(413, exc.code, exc.detail)
+
+
+def create_app(
+    config: Config,
+    publisher: Publisher | None = None,
+    *,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The ingress app. Without a ``publisher`` it owns a KafkaPublisher for its lifespan."""
+    owned: KafkaPublisher | None = None
+    if publisher is None:
+        owned = publisher = KafkaPublisher(config.kafka, client_id="bridge-ingress")
+    ingress = Ingress(config, publisher, registry or CollectorRegistry(), clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if owned is not None:
+            await owned.start()
+        log.info("ingress_started", shops=len(config.shops), config=config.source)
+        try:
+            yield
+        finally:
+            if owned is not None:
+                await owned.stop()
+            log.info("ingress_stopped")
+
+    routes = [
+        Route("/webhooks/{shop}", ingress.webhook, methods=["POST"]),
+        Route("/webhooks/{shop}/{event}", ingress.webhook, methods=["POST"]),
+        Route("/healthz", ingress.healthz, methods=["GET"]),
+        Route("/readyz", ingress.readyz, methods=["GET"]),
+        Route("/metrics", ingress.metrics_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            HTTPException: _http_error,
+            PayloadTooLarge: _too_large,
+            Exception: _internal_error,
+        },
+    )
+    app.state.ingress = ingress
+    return app

@@ -1,0 +1,39 @@
+"""``bridge ingress``: serve the webhook endpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from bridge.config import load_config
+from bridge.ingress.app import create_app
+from bridge.serve import run, serve_until_stopped
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("ingress", help="serve the webhook endpoint (ARCHITECTURE §3)")
+    p.add_argument("--config", help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)")
+    p.add_argument("--host", default="0.0.0.0", help="bind address (default 0.0.0.0)")  # noqa: S104 - a server in a container listens on all interfaces
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        help="proxies trusted for X-Forwarded-For (client IP for allow-lists)",
+    )
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    app = create_app(config)
+    # SIGTERM: stop accepting, finish in-flight requests, then the lifespan flushes the producer.
+    run(
+        serve_until_stopped(
+            app,
+            args.host,
+            args.port,
+            proxy_headers=True,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            timeout_graceful_shutdown=20,
+        )
+    )
+    return 0

@@ -1,0 +1,1 @@
+"""Kafka: the publisher seam, topic names and management, and a local broker for development."""

@@ -1,0 +1,141 @@
+"""The one seam between the bridge and a Kafka producer.
+
+Domain code depends on :class:`Publisher`; :class:`KafkaPublisher` wraps aiokafka with
+``acks=all`` and idempotence, and answers only once the broker acknowledged the write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from bridge.config import KafkaConfig
+from bridge.errors import PublishUnavailable
+from bridge.kafka.topics import client_options
+from bridge.log import get_logger
+
+log = get_logger(__name__)
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    topic: str
+    partition: int
+    offset: int
+
+
+class Publisher(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Headers, timeout: float
+    ) -> Published:
+        """Return once the broker acknowledged; raise PublishUnavailable otherwise."""
+        ...
+
+
+class KafkaPublisher:
+    """aiokafka producer that keeps trying to connect in the background until it can."""
+
+    def __init__(self, cfg: KafkaConfig, *, client_id: str = "commerce-bridge") -> None:
+        self._cfg = cfg
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._connector: asyncio.Task[None] | None = None
+        self._late: set[asyncio.Future[Any]] = set()
+
+    @property
+    def ready(self) -> bool:
+        return self._producer is not None
+
+    async def start(self, *, wait: bool = False) -> None:
+        """Start connecting; with ``wait`` block until the first connection succeeded."""
+        self._connector = asyncio.create_task(self._connect_forever(), name="kafka-connect")
+        if wait:
+            await asyncio.shield(self._connector)
+
+    async def _connect_forever(self) -> None:
+        delay = 0.5
+        while True:
+            producer = AIOKafkaProducer(
+                **client_options(self._cfg),
+                client_id=self._client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=self._cfg.linger_ms,
+                max_batch_size=256 * 1024,
+                max_request_size=4 * 1024 * 1024,
+                request_timeout_ms=30_000,
+            )
+            try:
+                await producer.start()
+            except (KafkaError, OSError) as exc:
+                await producer.stop()
+                log.warning("kafka_connect_failed", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self._producer = producer
+            log.info("kafka_producer_ready", bootstrap_servers=self._cfg.bootstrap_servers)
+            return
+
+    async def stop(self) -> None:
+        """Flush what is buffered, then close."""
+        if self._connector is not None and not self._connector.done():
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Headers, timeout: float
+    ) -> Published:
+        producer = self._producer
+        if producer is None:
+            raise PublishUnavailable("kafka producer is not connected yet")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                ack = await producer.send(topic, value=value, key=key, headers=list(headers))
+        except TimeoutError:
+            raise PublishUnavailable(f"kafka did not take the record within {timeout}s") from None
+        except KafkaError as exc:
+            raise PublishUnavailable(f"kafka refused the record: {exc}") from None
+        try:
+            async with asyncio.timeout_at(deadline):
+                metadata = await asyncio.shield(ack)
+        except TimeoutError:
+            # The record is buffered and may still be written once the broker answers: the
+            # platform will redeliver and downstream deduplicates on ce_id. Log the late outcome.
+            self._watch_late(ack, topic)
+            raise PublishUnavailable(f"kafka did not acknowledge within {timeout}s") from None
+        except KafkaError as exc:
+            raise PublishUnavailable(f"kafka refused the record: {exc}") from None
+        return Published(metadata.topic, metadata.partition, metadata.offset)
+
+    def _watch_late(self, ack: asyncio.Future[Any], topic: str) -> None:
+        self._late.add(ack)
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            self._late.discard(fut)
+            if fut.cancelled():
+                return
+            exc = fut.exception()
+            if exc is None:
+                log.warning("kafka_late_ack", topic=topic, offset=fut.result().offset)
+            else:
+                log.info("kafka_record_expired", topic=topic, error=str(exc))
+
+        ack.add_done_callback(done)

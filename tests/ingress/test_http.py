@@ -1,0 +1,245 @@
+"""The ingress HTTP contract (ARCHITECTURE §3), with a recording publisher in place of Kafka.
+
+These pin status codes and bodies; tests/ingress/test_kafka.py covers the real broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bridge.config import Config
+from bridge.ingress.app import create_app
+from bridge.sign import sign_request
+from tests.support import CB_SECRET, RecordingPublisher, fixture_bytes, make_config
+
+VARIANT = b'{"id": 5001, "product_id": 1001, "inventory_quantity": 7, "updated_at": "2024-07-11 14:27:46"}'
+
+
+def cb_headers(
+    body: bytes, secret: str = CB_SECRET, event: str = "variants/update"
+) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "content-type": "application/json",
+        "x-cyberbiz-event": event,
+        "x-cyberbiz-hmac-sha256": digest,
+        "x-cyberbiz-domain": "cb-taipei.cyberbiz.co",
+    }
+
+
+@pytest.fixture
+def config() -> Config:
+    return make_config()
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+async def client(config: Config, publisher: RecordingPublisher) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(config, publisher)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingress") as c:
+        yield c
+
+
+async def signed_post(
+    client: httpx.AsyncClient, config: Config, shop: str, body: bytes, event: str
+) -> httpx.Response:
+    suffix, headers = sign_request(config.shops[shop], body, event, time.time())
+    return await client.post(f"/webhooks/{shop}{suffix}", content=body, headers=headers)
+
+
+async def test_accepted_webhook_answers_202_with_id_and_topic(
+    client: httpx.AsyncClient, publisher: RecordingPublisher
+) -> None:
+    """A correctly signed Cyberbiz variant update is published once and answered 202."""
+    response = await client.post(
+        "/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT)
+    )
+    assert 202 == response.status_code
+    assert "commerce.variants" == response.json()["topic"]
+    assert 1 == len(publisher.records)
+    topic, key, _value, headers = publisher.records[0]
+    assert ("commerce.variants", b"cb-taipei:5001") == (topic, key)
+    assert response.json()["id"].encode() == dict(headers)["ce_id"]
+
+
+async def test_unknown_shop_is_404(client: httpx.AsyncClient) -> None:
+    """A shop id that is not configured gets 404 with a JSON body."""
+    response = await client.post("/webhooks/nope", content=VARIANT, headers=cb_headers(VARIANT))
+    assert (404, "unknown_shop") == (response.status_code, response.json()["error"])
+
+
+async def test_wrong_method_and_path_answer_json(client: httpx.AsyncClient) -> None:
+    """GET on a webhook URL is 405 and an unknown path 404, both as JSON, never HTML."""
+    wrong_method = await client.get("/webhooks/cb-taipei")
+    missing = await client.post("/nothing-here")
+    assert (405, "application/json") == (
+        wrong_method.status_code,
+        wrong_method.headers["content-type"],
+    )
+    assert (404, "application/json") == (missing.status_code, missing.headers["content-type"])
+
+
+async def test_bad_and_missing_signature_get_the_same_401(
+    client: httpx.AsyncClient, publisher: RecordingPublisher
+) -> None:
+    """Wrong and missing signatures are both 401 with an identical body; nothing published."""
+    wrong = await client.post(
+        "/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT, secret="wrong")
+    )
+    headers = cb_headers(VARIANT)
+    del headers["x-cyberbiz-hmac-sha256"]
+    missing = await client.post("/webhooks/cb-taipei", content=VARIANT, headers=headers)
+    assert (401, 401) == (wrong.status_code, missing.status_code)
+    assert wrong.content == missing.content
+    assert [] == publisher.records
+
+
+async def test_rotated_secret_is_accepted(client: httpx.AsyncClient) -> None:
+    """Any of the shop's configured secrets verifies (rotation)."""
+    headers = cb_headers(VARIANT, secret="cb-app-secret-previous")
+    response = await client.post("/webhooks/cb-taipei", content=VARIANT, headers=headers)
+    assert 202 == response.status_code
+
+
+async def test_non_json_media_type_is_415(client: httpx.AsyncClient) -> None:
+    """A form or text body is refused with 415 before verification."""
+    headers = {**cb_headers(VARIANT), "content-type": "text/plain"}
+    response = await client.post("/webhooks/cb-taipei", content=VARIANT, headers=headers)
+    assert (415, "unsupported_media_type") == (response.status_code, response.json()["error"])
+
+
+async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
+    """A correctly signed body that is not JSON is 400 invalid_payload."""
+    body = b'{"id": 1,'
+    response = await client.post("/webhooks/cb-taipei", content=body, headers=cb_headers(body))
+    assert (400, "invalid_payload") == (response.status_code, response.json()["error"])
+
+
+async def test_unknown_event_is_400(client: httpx.AsyncClient) -> None:
+    """An event name the platform does not send is 400 unknown_event."""
+    headers = cb_headers(VARIANT, event="bogus")
+    response = await client.post("/webhooks/cb-taipei", content=VARIANT, headers=headers)
+    assert (400, "unknown_event") == (response.status_code, response.json()["error"])
+
+
+async def test_declared_oversize_body_is_413(client: httpx.AsyncClient) -> None:
+    """A body over max_body_bytes is 413."""
+    body = b'{"x": "' + b"a" * (3 * 1024 * 1024) + b'"}'
+    response = await client.post("/webhooks/cb-taipei", content=body, headers=cb_headers(body))
+    assert (413, "payload_too_large") == (response.status_code, response.json()["error"])
+
+
+async def test_kafka_unavailable_is_503_with_retry_after(
+    client: httpx.AsyncClient, publisher: RecordingPublisher
+) -> None:
+    """When the publisher cannot take the event the answer is 503 with Retry-After."""
+    publisher.available = False
+    response = await client.post(
+        "/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT)
+    )
+    assert (503, "5") == (response.status_code, response.headers.get("retry-after"))
+    publisher.available = True
+    again = await client.post("/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT))
+    assert 202 == again.status_code
+
+
+async def test_redelivery_is_200_duplicate_and_published_once(
+    client: httpx.AsyncClient, publisher: RecordingPublisher
+) -> None:
+    """The same delivery twice: 202 then 200 duplicate with the same id, one record."""
+    first = await client.post("/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT))
+    second = await client.post("/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT))
+    assert (202, 200) == (first.status_code, second.status_code)
+    assert {"id": first.json()["id"], "duplicate": True} == second.json()
+    assert 1 == len(publisher.records)
+
+
+async def test_concurrent_twins_publish_once(
+    client: httpx.AsyncClient, publisher: RecordingPublisher
+) -> None:
+    """Ten simultaneous copies of one delivery publish one record."""
+    responses = await asyncio.gather(
+        *(
+            client.post("/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT))
+            for _ in range(10)
+        )
+    )
+    assert [200] * 9 + [202] == sorted(r.status_code for r in responses)
+    assert 1 == len(publisher.records)
+
+
+async def test_bentoweb_seed_order_is_accepted(
+    client: httpx.AsyncClient, config: Config, publisher: RecordingPublisher
+) -> None:
+    """The BentoWeb seed order, with the token, lands on the orders topic keyed by order id."""
+    body = fixture_bytes("bentoweb/order.json")
+    response = await signed_post(client, config, "bento-bkk", body, "order.paid")
+    assert 202 == response.status_code
+    assert ("commerce.orders", b"bento-bkk:432580") == publisher.records[0][:2]
+    assert b"@gmail.com" not in publisher.records[0][2]
+
+
+async def test_health_ready_and_metrics(
+    client: httpx.AsyncClient, publisher: RecordingPublisher
+) -> None:
+    """healthz is always 200; readyz follows the publisher; metrics count outcomes."""
+    await client.post("/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT))
+    await client.post("/webhooks/cb-taipei", content=b"{}", headers=cb_headers(b"", secret="x"))
+    assert 200 == (await client.get("/healthz")).status_code
+    assert 200 == (await client.get("/readyz")).status_code
+    publisher.available = False
+    assert 503 == (await client.get("/readyz")).status_code
+    metrics = (await client.get("/metrics")).text
+    assert (
+        'bridge_webhooks_accepted_total{shop="cb-taipei",topic="commerce.variants"} 1.0' in metrics
+    )
+    assert 'bridge_webhooks_rejected_total{reason="unauthorized",shop="cb-taipei"} 1.0' in metrics
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+        st.just(b"[" * 5000 + b"]" * 5000),
+        st.just(b'{"id": 1' + b"0" * 400 + b"}"),
+        st.just(b"\xff\xfe{}"),
+    ),
+    target=st.sampled_from(
+        [("cb-taipei", "variants/update"), ("cb-taipei", "orders/paid"), ("bento-bkk", "order.paid"),
+         ("bento-bkk", "variant.update"), ("std-shop", "order.paid")]
+    ),
+)  # fmt: skip
+async def test_no_input_produces_a_500(
+    client: httpx.AsyncClient, config: Config, body: bytes, target: tuple[str, str]
+) -> None:
+    """Whatever a correctly signed body holds, the answer is a JSON 2xx or 4xx, never a 500."""
+    response = await signed_post(client, config, target[0], body, target[1])
+    assert response.status_code in {200, 202, 400}, response.text
+    assert "application/json" == response.headers["content-type"]

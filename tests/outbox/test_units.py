@@ -1,0 +1,85 @@
+"""Pure helpers of the outbox and SQLite-specific behaviour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.outbox import OutboxError, open_store
+from bridge.outbox.sqlite import sqlite_path
+from bridge.outbox.store import gcra_slots, load_migrations, split_sql
+from tests.outbox.helpers import T0, write
+
+
+def test_gcra_without_burst_spaces_by_interval() -> None:
+    """Each request is sent one interval after the previous; tat ends one interval later."""
+    assert ([T0 + 1, T0 + 1.5, T0 + 2], T0 + 2.5) == gcra_slots(T0 + 1, 0.0, 2.0, 1, 3, T0)
+
+
+def test_gcra_not_before_wins() -> None:
+    """A deferral pushes every slot to at least not_before."""
+    assert ([T0 + 9, T0 + 10], T0 + 11) == gcra_slots(0.0, T0 + 9, 1.0, 1, 2, T0)
+
+
+def test_split_sql_keeps_semicolons_in_strings_and_comments() -> None:
+    """Statements split on real terminators only."""
+    script = "CREATE TABLE t (a TEXT DEFAULT ';'); -- done; really\nINSERT INTO t VALUES ('x;y');\n"
+    assert [
+        "CREATE TABLE t (a TEXT DEFAULT ';');",
+        "-- done; really\nINSERT INTO t VALUES ('x;y');",
+    ] == split_sql(script)
+
+
+def test_both_dialects_have_the_same_migration_versions() -> None:
+    """Every migration exists for SQLite and for PostgreSQL, numbered without gaps."""
+    sqlite = [(m.version, m.name) for m in load_migrations("sqlite")]
+    assert sqlite == [(m.version, m.name) for m in load_migrations("postgres")]
+    assert (1, "0001_init.sql") == sqlite[0]
+
+
+@pytest.mark.parametrize(
+    ("dsn", "path"),
+    [
+        ("sqlite:///var/bridge/outbox.db", "var/bridge/outbox.db"),
+        ("sqlite:////srv/bridge/o.db", "/srv/bridge/o.db"),
+    ],
+)
+def test_sqlite_dsn_paths(dsn: str, path: str) -> None:
+    """sqlite:/// is relative, sqlite://// absolute."""
+    assert path == sqlite_path(dsn)
+
+
+@pytest.mark.parametrize("dsn", ["mysql://db/outbox", "sqlite://", "sqlite:relative.db"])
+async def test_unsupported_dsn_is_refused(dsn: str) -> None:
+    """open_store explains which dsn forms it accepts."""
+    with pytest.raises(OutboxError, match="sqlite:///"):
+        await open_store(dsn)
+
+
+async def test_sqlite_creates_parent_directories(tmp_path: Path) -> None:
+    """The SQLite file's directory is created on open."""
+    store = await open_store(f"sqlite:///{tmp_path / 'a' / 'b' / 'outbox.db'}")
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+    assert (tmp_path / "a" / "b" / "outbox.db").exists()
+
+
+async def test_sqlite_store_used_inside_its_own_transaction_raises(tmp_path: Path) -> None:
+    """Calling the store from inside its open transaction fails fast instead of deadlocking."""
+    store = await open_store(f"sqlite:///{tmp_path / 'outbox.db'}")
+    await store.migrate()
+    try:
+
+        async def reenter() -> None:
+            async with store.transaction() as tx:
+                await tx.add(write("variant:1", "k1"), T0)
+                await store.counts()
+
+        with pytest.raises(OutboxError, match="inside its own open transaction"):
+            await reenter()
+        assert {} == await store.counts()
+    finally:
+        await store.close()

@@ -1,0 +1,141 @@
+"""Configuration parsing and validation."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from bridge.config import load_config, parse_config
+from bridge.errors import ConfigError
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+ENV = {"CB_TOKEN": "tok", "CB_SECRET": "s3cret", "BENTO_TOKEN": "bt", "BRIDGE_PII_KEY": KEY}
+
+EXAMPLE = """
+[kafka]
+bootstrap_servers = "127.0.0.1:9092"
+topic_prefix = "commerce"
+
+[ingress]
+max_body_bytes = 2097152
+
+[outbox]
+dsn = "sqlite:///var/bridge/outbox.db"
+
+[privacy]
+mode = "encrypt"
+key = "env:BRIDGE_PII_KEY"
+
+[[shops]]
+id = "cb-taipei"
+platform = "cyberbiz"
+api_base = "https://app-store-api.cyberbiz.io"
+api_token = "env:CB_TOKEN"
+webhook_secrets = ["env:CB_SECRET", "older-secret"]
+rate_limit = 5.0
+
+[[shops]]
+id = "bento-bkk"
+platform = "bentoweb"
+api_base = "https://queue.bentoweb.com/api"
+webhook_secrets = ["env:BENTO_TOKEN"]
+
+[[sync_groups]]
+id = "tee-black-m"
+members = [
+  { shop = "cb-taipei", product = "1001", variant = "5001" },
+  { shop = "bento-bkk", variant = "753758" },
+]
+"""
+
+
+def errors_for(text: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, ENV if env is None else env)
+    return info.value.key
+
+
+def test_architecture_example_parses() -> None:
+    """The example of ARCHITECTURE §7 is a valid configuration, env secrets resolved."""
+    config = parse_config(EXAMPLE, ENV)
+    shop = config.shops["cb-taipei"]
+    assert ("s3cret", "older-secret") == shop.webhook_secrets
+    assert "tok" == shop.api_token
+    assert "https://app-store-api.cyberbiz.io" == shop.api_base
+    assert 5.0 == shop.rate_limit
+    assert "encrypt" == config.privacy.mode
+    assert config.privacy.active_key_id in config.privacy.keys
+    assert ("cb-taipei", "1001", "5001") == (
+        config.sync_groups[0].members[0].shop,
+        config.sync_groups[0].members[0].product,
+        config.sync_groups[0].members[0].variant,
+    )
+
+
+def test_secrets_do_not_appear_in_repr() -> None:
+    """A config printed by accident does not show webhook secrets or API tokens."""
+    config = parse_config(EXAMPLE, ENV)
+    text = repr(config)
+    assert "s3cret" not in text
+    assert "tok'" not in text
+
+
+def test_env_overrides_bootstrap_servers() -> None:
+    """BRIDGE_KAFKA_BOOTSTRAP_SERVERS wins over the file."""
+    config = parse_config(EXAMPLE, {**ENV, "BRIDGE_KAFKA_BOOTSTRAP_SERVERS": "k:1"})
+    assert "k:1" == config.kafka.bootstrap_servers
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "key"),
+    [
+        ('platform = "bentoweb"', 'platform = "shopify"', "shops[1].platform"),
+        ("rate_limit = 5.0", "rate_limit = -1", "shops[0].rate_limit"),
+        ("rate_limit = 5.0", 'rate_limit = "fast"', "shops[0].rate_limit"),
+        ("rate_limit = 5.0", "rate_limt = 5.0", "shops[0].rate_limt"),
+        ('mode = "encrypt"', 'mode = "hide"', "privacy.mode"),
+        ('dsn = "sqlite:///var/bridge/outbox.db"', 'dsn = "mysql://x"', "outbox.dsn"),
+        ("max_body_bytes = 2097152", "max_body_bytes = 0", "ingress.max_body_bytes"),
+        ('{ shop = "bento-bkk", variant = "753758" }', '{ shop = "nope", variant = "1" }',
+         "sync_groups[0].members[1].shop"),
+        ('id = "bento-bkk"', 'id = "cb-taipei"', "shops[1].id"),
+    ],
+)  # fmt: skip
+def test_bad_values_name_the_key(replace: str, by: str, key: str) -> None:
+    """Each invalid setting is reported with its dotted key."""
+    assert replace in EXAMPLE
+    assert key == errors_for(EXAMPLE.replace(replace, by, 1))
+
+
+def test_missing_env_secret_names_key_and_variable() -> None:
+    """A secret pointing at an unset variable names both the key and the variable."""
+    env = {k: v for k, v in ENV.items() if k != "CB_SECRET"}
+    with pytest.raises(ConfigError) as info:
+        parse_config(EXAMPLE, env)
+    assert "shops[0].webhook_secrets[0]" == info.value.key
+    assert "CB_SECRET" in info.value.reason
+
+
+def test_encrypt_needs_a_valid_key() -> None:
+    """privacy.key must decode to an AES key."""
+    assert "privacy.key" == errors_for(EXAMPLE, {**ENV, "BRIDGE_PII_KEY": "not-a-key!"})
+    assert "privacy.key" == errors_for(EXAMPLE.replace('key = "env:BRIDGE_PII_KEY"', ""))
+
+
+def test_invalid_toml_is_reported() -> None:
+    """Broken TOML gives a ConfigError, not a traceback."""
+    assert "<toml>" == errors_for("[kafka\nbootstrap_servers=1")
+
+
+def test_missing_file_is_reported(tmp_path: object) -> None:
+    """A config path that does not exist names --config."""
+    with pytest.raises(ConfigError) as info:
+        load_config(f"{tmp_path}/absent.toml", {})
+    assert "--config" == info.value.key
+
+
+def test_sync_member_needs_exactly_one_target() -> None:
+    """A member with neither variant nor cyberbiz_group is refused."""
+    text = EXAMPLE.replace('{ shop = "bento-bkk", variant = "753758" }', '{ shop = "bento-bkk" }')
+    assert "sync_groups[0].members[1]" == errors_for(text)

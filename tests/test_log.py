@@ -1,0 +1,54 @@
+"""Log redaction: no secret, token or customer PII reaches a log line."""
+
+from __future__ import annotations
+
+import io
+
+import orjson
+import structlog
+
+from bridge import log
+
+
+def render(**fields: object) -> dict[str, object]:
+    stream = io.StringIO()
+    log.configure("debug", "json", stream=stream)
+    try:
+        log.get_logger("test").info("something_happened", **fields)
+    finally:
+        structlog.reset_defaults()
+    line = stream.getvalue().strip()
+    value = orjson.loads(line)
+    assert isinstance(value, dict)
+    return value
+
+
+def test_sensitive_keys_are_redacted_at_any_depth() -> None:
+    """Tokens, secrets and PII keys are blanked, nested ones too; other fields stay."""
+    out = render(
+        shop="cb-taipei",
+        api_token="tok-123",
+        headers={"Authorization": "Bearer abc", "x-cyberbiz-event": "orders/paid"},
+        order={"customer": {"email": "a@b.c"}, "id": 7},
+    )
+    assert "cb-taipei" == out["shop"]
+    assert "[redacted]" == out["api_token"]
+    assert {"Authorization": "[redacted]", "x-cyberbiz-event": "orders/paid"} == out["headers"]
+    assert {"customer": "[redacted]", "id": 7} == out["order"]
+
+
+def test_tokens_in_urls_are_redacted() -> None:
+    """A BentoWeb ?token= in a logged URL does not leak."""
+    out = render(url="http://x/webhooks/bento-bkk/order.paid?token=s3cret&a=1")
+    assert "http://x/webhooks/bento-bkk/order.paid?token=[redacted]&a=1" == out["url"]
+
+
+def test_json_lines_carry_level_timestamp_and_context() -> None:
+    """Production lines are JSON with level, UTC timestamp and bound context."""
+    structlog.contextvars.bind_contextvars(event_id="e-1")
+    try:
+        out = render(topic="commerce.orders", partition=2, offset=9)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    assert ("info", "something_happened", "e-1") == (out["level"], out["event"], out["event_id"])
+    assert str(out["timestamp"]).endswith("Z")
