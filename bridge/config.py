@@ -286,7 +286,9 @@ class _Reader:
     def ingress(self, raw: dict[str, Any]) -> IngressConfig:
         k = "ingress"
         self.no_extra(
-            raw, k, {"max_body_bytes", "publish_timeout", "retry_after", "dedup_capacity"}
+            raw,
+            k,
+            {"max_body_bytes", "publish_timeout", "retry_after", "dedup_capacity", "dedup_window"},
         )
         return IngressConfig(
             max_body_bytes=self.integer(raw, k, "max_body_bytes", DEFAULT_MAX_BODY, minimum=1),

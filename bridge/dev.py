@@ -29,11 +29,12 @@ from aiokafka import AIOKafkaConsumer
 
 from bridge import log
 from bridge.config import Config, load_config
+from bridge.errors import BridgeError
 from bridge.ingress.app import create_app as create_ingress
 from bridge.kafka.local import LocalKafka
 from bridge.kafka.publisher import KafkaPublisher
 from bridge.kafka.topics import Topics, client_options, ensure_topics
-from bridge.outbox.store import open_store
+from bridge.outbox.store import OutboxStore, open_store
 from bridge.serve import free_port, run, running_server, stop_on_signals
 from bridge.sign import sign_request
 from bridge.simulator.app import SimulatorOptions
@@ -187,9 +188,6 @@ def describe(record: Any, topics: Topics, progress: Progress) -> str:
     key = (record.key or b"").decode("utf-8", "replace")
     short = record.topic.rsplit(".", 1)[-1]
     where = f"  kafka {short:<11} p{record.partition} @{record.offset:<5} {key:<28}"
-    if "ce_type" in headers:
-        progress.saw_event(headers.get("ce_id", ""))
-        return f"{where} {headers['ce_type']}"
     try:
         value = orjson.loads(record.value or b"")
     except orjson.JSONDecodeError:
@@ -203,33 +201,32 @@ def describe(record: Any, topics: Topics, progress: Progress) -> str:
     if record.topic == topics.commands and isinstance(value, dict):
         quantity = (value.get("payload") or {}).get("quantity")
         return f"{where} command {value.get('kind')} → {quantity}"
+    if "ce_type" in headers:
+        progress.saw_event(headers.get("ce_id", ""))
+        return f"{where} {headers['ce_type']}"
     return where
 
 
-async def status_loop(config: Config, sim_url: str, screen: Screen) -> None:
+async def status_loop(store: OutboxStore, sim_url: str, screen: Screen) -> None:
     """Outbox depth and the simulator's stock, printed whenever they change."""
-    store = await open_store(config.outbox.dsn)
     last = ""
-    try:
-        async with httpx.AsyncClient(timeout=5) as http:
-            while True:
-                counts: dict[str, int] = {}
-                for (_shop, status), n in (await store.counts()).items():
-                    counts[status] = counts.get(status, 0) + n
-                stock = (await http.get(f"{sim_url}/_sim/stock")).json()
-                levels = " · ".join(
-                    f"{shop} {vid}={qty}"
-                    for shop, data in sorted(stock.items())
-                    for vid, qty in sorted(data.get("variants", {}).items())
-                )
-                outbox = " · ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"
-                line = f"  outbox: {outbox}   |   simulator stock: {levels}"
-                if line != last:
-                    screen.say(line)
-                    last = line
-                await asyncio.sleep(1.0)
-    finally:
-        await store.close()
+    async with httpx.AsyncClient(timeout=5) as http:
+        while True:
+            counts: dict[str, int] = {}
+            for (_shop, status), n in (await store.counts()).items():
+                counts[status] = counts.get(status, 0) + n
+            stock = (await http.get(f"{sim_url}/_sim/stock")).json()
+            levels = " · ".join(
+                f"{shop} {vid}={qty}"
+                for shop, data in sorted(stock.items())
+                for vid, qty in sorted(data.get("variants", {}).items())
+            )
+            outbox = " · ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"
+            line = f"  outbox: {outbox}   |   simulator stock: {levels}"
+            if line != last:
+                screen.say(line)
+                last = line
+            await asyncio.sleep(1.0)
 
 
 async def send_samples(
@@ -318,6 +315,9 @@ async def _run_system(
     )
     progress = Progress()
     async with contextlib.AsyncExitStack() as stack:
+        store = await open_store(config.outbox.dsn)
+        stack.push_async_callback(store.close)
+        await store.migrate()
         await stack.enter_async_context(
             running_server(create_simulator(config, options=options), port=sim_port)
         )
@@ -325,12 +325,13 @@ async def _run_system(
         await stack.enter_async_context(running_server(create_ingress(config), port=ingress_port))
         screen.say(f"ingress listening on {ingress_url}  (POST /webhooks/{{shop}}, GET /metrics)")
         tasks = _Tasks(stop)
+        stack.push_async_callback(tasks.close)
         tail_ready = asyncio.Event()
         tasks.start("tail", tail(config, screen, progress, tail_ready))
         consumer_started = asyncio.Event()
         tasks.start("commands", commands.run(config, stop, started=consumer_started))
         tasks.start("relay", _relay(config, stop))
-        tasks.start("status", status_loop(config, sim_url, screen))
+        tasks.start("status", status_loop(store, sim_url, screen))
         await tasks.wait_for(tail_ready, consumer_started)
         screen.say("consumer 'bridge-commands' and relay running — sending sample traffic")
         if not args.no_samples:
@@ -341,13 +342,10 @@ async def _run_system(
             screen.say(
                 "all samples landed and delivered" if ok else "timed out waiting for samples"
             )
-            stop.set()
-            await tasks.close()
             return 0 if ok else 1
         screen.say("running — Ctrl-C to stop")
         await tasks.until(lambda: False, progress.changed, None)
-        await tasks.close()
-    return 0
+    return 0 if tasks.failed is None else 1
 
 
 async def _relay(config: Config, stop: asyncio.Event) -> None:
@@ -382,7 +380,7 @@ class _Tasks:
         for event in events:
             await self.until(event.is_set, event, 60.0)
         if self.stop.is_set():
-            raise RuntimeError(f"a component failed: {self.failed}")
+            raise BridgeError(f"bridge dev: a component failed to start: {self.failed}")
 
     async def until(
         self, done: Callable[[], bool], changed: asyncio.Event, timeout: float | None

@@ -71,6 +71,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=getattr(stream, "isatty", lambda: False)())
+    numeric = logging.getLevelName(level.upper())
     processors: Iterable[Any] = [
         *shared_processors(),
         structlog.processors.format_exc_info,
@@ -78,10 +79,28 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     ]
     structlog.configure(
         processors=list(processors),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
+    # Libraries (aiokafka, uvicorn, asyncio) log through the stdlib: same format, same redaction.
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                redact,
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)
+    # aiokafka narrates every reconnect at INFO; its warnings and errors are what ops need.
+    logging.getLogger("aiokafka").setLevel(max(numeric, logging.WARNING))
 
 
 def _orjson_dumps(obj: Any, **_kw: Any) -> str:

@@ -96,14 +96,20 @@ class CommandsConsumer:
             )
 
 
-async def run(config: Config, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
+async def run(
+    config: Config,
+    stop: asyncio.Event,
+    started: asyncio.Event | None = None,
+    *,
+    group: str = GROUP,
+) -> None:
     store = await open_store(config.outbox.dsn)
     publisher = KafkaPublisher(config.kafka, client_id=GROUP)
     try:
         await store.migrate()
         await publisher.start(wait=True)
         app = CommandsConsumer(config, store, publisher)
-        await consume(config.kafka, GROUP, [app.topics.commands], app.handle, stop, started=started)
+        await consume(config.kafka, group, [app.topics.commands], app.handle, stop, started=started)
     finally:
         await publisher.stop()
         await store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -128,7 +129,7 @@ def test_invalid_toml_is_reported() -> None:
     assert "<toml>" == errors_for("[kafka\nbootstrap_servers=1")
 
 
-def test_missing_file_is_reported(tmp_path: object) -> None:
+def test_missing_file_is_reported(tmp_path: Path) -> None:
     """A config path that does not exist names --config."""
     with pytest.raises(ConfigError) as info:
         load_config(f"{tmp_path}/absent.toml", {})
@@ -139,3 +140,31 @@ def test_sync_member_needs_exactly_one_target() -> None:
     """A member with neither variant nor cyberbiz_group is refused."""
     text = EXAMPLE.replace('{ shop = "bento-bkk", variant = "753758" }', '{ shop = "bento-bkk" }')
     assert "sync_groups[0].members[1]" == errors_for(text)
+
+
+def test_example_file_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    """bridge.example.toml passes `bridge config check` once its env secrets exist."""
+    from bridge.cli import main
+
+    root = Path(__file__).parents[1]
+    text = (root / "bridge.example.toml").read_text()
+    names = {part.split('"')[0] for part in text.split('"env:')[1:]}
+    env = {name: KEY if name == "BRIDGE_PII_KEY" else "x" for name in names}
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        assert 0 == main(["config", "check", "--config", str(root / "bridge.example.toml")])
+    assert "ok — 2 shop(s), 1 sync group(s)" in capsys.readouterr().out
+
+
+def test_config_check_names_the_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`bridge config check` on a broken file exits 2 and names the key."""
+    from bridge.cli import main
+
+    path = tmp_path / "bridge.toml"
+    path.write_text(EXAMPLE.replace("rate_limit = 5.0", "rate_limit = 0"))
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in ENV.items():
+            mp.setenv(name, value)
+        assert 2 == main(["config", "check", "--config", str(path)])
+    assert "shops[0].rate_limit: must be >= 0.01, got 0" in capsys.readouterr().err

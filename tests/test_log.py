@@ -52,3 +52,21 @@ def test_json_lines_carry_level_timestamp_and_context() -> None:
         structlog.contextvars.clear_contextvars()
     assert ("info", "something_happened", "e-1") == (out["level"], out["event"], out["event_id"])
     assert str(out["timestamp"]).endswith("Z")
+
+
+def test_library_logs_come_out_as_redacted_json() -> None:
+    """stdlib logging (aiokafka, uvicorn) is rendered as JSON lines with the same redaction."""
+    import logging
+
+    stream = io.StringIO()
+    log.configure("info", "json", stream=stream)
+    try:
+        logging.getLogger("uvicorn.error").warning("bad %s", "thing", extra={"token": "t0k"})
+        logging.getLogger("aiokafka.conn").info("reconnecting")  # below aiokafka's floor
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers = []
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert [("warning", "bad thing", "uvicorn.error")] == [
+        (line["level"], line["event"], line["logger"]) for line in lines
+    ]
