@@ -127,23 +127,30 @@ def sample_commands(run_id: str) -> list[dict[str, Any]]:
 
 @dataclass
 class Progress:
-    """What `--once` waits for: every sample on Kafka, every sample command delivered."""
+    """What `--once` waits for: every sample on Kafka, every sample command delivered.
+
+    The tail may see a record before the sender has its 202, so both sides are kept.
+    """
 
     expected_events: set[str] = field(default_factory=set)
     expected_deliveries: set[str] = field(default_factory=set)
+    seen_events: set[str] = field(default_factory=set)
+    seen_deliveries: set[str] = field(default_factory=set)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def saw_event(self, event_id: str) -> None:
-        self.expected_events.discard(event_id)
+        self.seen_events.add(event_id)
         self.changed.set()
 
     def saw_delivery(self, key: str) -> None:
-        self.expected_deliveries.discard(key)
+        self.seen_deliveries.add(key)
         self.changed.set()
 
     @property
     def complete(self) -> bool:
-        return not self.expected_events and not self.expected_deliveries
+        return self.expected_events <= self.seen_events and (
+            self.expected_deliveries <= self.seen_deliveries
+        )
 
 
 class Screen:
@@ -207,22 +214,27 @@ def describe(record: Any, topics: Topics, progress: Progress) -> str:
     return where
 
 
+async def status_line(store: OutboxStore, http: httpx.AsyncClient, sim_url: str) -> str:
+    """Outbox rows by status and the simulator's stock, on one line."""
+    counts: dict[str, int] = {}
+    for (_shop, status), n in (await store.counts()).items():
+        counts[status] = counts.get(status, 0) + n
+    stock = (await http.get(f"{sim_url}/_sim/stock")).json()
+    levels = " · ".join(
+        f"{shop} {vid}={qty}"
+        for shop, data in sorted(stock.items())
+        for vid, qty in sorted(data.get("variants", {}).items())
+    )
+    outbox = " · ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"
+    return f"  outbox: {outbox}   |   simulator stock: {levels}"
+
+
 async def status_loop(store: OutboxStore, sim_url: str, screen: Screen) -> None:
-    """Outbox depth and the simulator's stock, printed whenever they change."""
+    """The status line, printed whenever it changes."""
     last = ""
     async with httpx.AsyncClient(timeout=5) as http:
         while True:
-            counts: dict[str, int] = {}
-            for (_shop, status), n in (await store.counts()).items():
-                counts[status] = counts.get(status, 0) + n
-            stock = (await http.get(f"{sim_url}/_sim/stock")).json()
-            levels = " · ".join(
-                f"{shop} {vid}={qty}"
-                for shop, data in sorted(stock.items())
-                for vid, qty in sorted(data.get("variants", {}).items())
-            )
-            outbox = " · ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"
-            line = f"  outbox: {outbox}   |   simulator stock: {levels}"
+            line = await status_line(store, http, sim_url)
             if line != last:
                 screen.say(line)
                 last = line
@@ -342,6 +354,8 @@ async def _run_system(
             screen.say(
                 "all samples landed and delivered" if ok else "timed out waiting for samples"
             )
+            async with httpx.AsyncClient(timeout=5) as http:
+                screen.say(await status_line(store, http, sim_url))
             return 0 if ok else 1
         screen.say("running — Ctrl-C to stop")
         await tasks.until(lambda: False, progress.changed, None)

@@ -413,6 +413,9 @@ async def _describe_cluster(bootstrap_servers: str, host: str, port: int) -> dic
     try:
         await admin.start()
         cluster: dict[str, Any] = await admin.describe_cluster()
+        # Consumer groups need a coordinator, which exists once __consumer_offsets does; asking
+        # for one creates it, so groups formed right after start-up do not fail and retry.
+        await admin.describe_consumer_groups(["commerce-bridge-ready"])
         return cluster
     finally:
         await admin.close()
