@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+
+from prometheus_client import CollectorRegistry
 
 from bridge.config import load_config
-from bridge.serve import run, stop_on_signals
+from bridge.log import get_logger
+from bridge.ops import ops_app
+from bridge.serve import run, running_server, stop_on_signals
 from consumers import commands
+from consumers.runtime import ConsumerMetrics
+
+log = get_logger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,6 +23,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     groups = p.add_subparsers(dest="group", metavar="GROUP", required=True)
     c = groups.add_parser("commands", help="commerce.commands → outbox (group bridge-commands)")
     c.add_argument("--config", help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)")
+    c.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="serve /healthz, /readyz, /metrics on this port (0: don't)",
+    )
+    c.add_argument("--metrics-host", default="0.0.0.0", help="bind address for --metrics-port")  # noqa: S104 - probes come from the kubelet
     c.set_defaults(func=_commands)
 
 
@@ -23,8 +38,17 @@ def _commands(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         stop = asyncio.Event()
+        registry = CollectorRegistry()
+        metrics = ConsumerMetrics.create(registry)
         with stop_on_signals(stop):
-            await commands.run(config, stop)
+            async with contextlib.AsyncExitStack() as stack:
+                if args.metrics_port:
+                    app = ops_app(registry, lambda: (metrics.joined, {"group": commands.GROUP}))
+                    url = await stack.enter_async_context(
+                        running_server(app, host=args.metrics_host, port=args.metrics_port)
+                    )
+                    log.info("consumer_metrics_listening", url=url)
+                await commands.run(config, stop, metrics=metrics)
 
     run(main())
     return 0

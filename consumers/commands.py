@@ -23,7 +23,7 @@ from bridge.kafka.publisher import KafkaPublisher, Publisher
 from bridge.kafka.topics import Topics
 from bridge.log import get_logger
 from bridge.outbox.store import OutboxStore, open_store
-from consumers.runtime import Records, consume
+from consumers.runtime import ConsumerMetrics, Records, consume
 
 GROUP = "bridge-commands"
 log = get_logger(__name__)
@@ -102,6 +102,7 @@ async def run(
     started: asyncio.Event | None = None,
     *,
     group: str = GROUP,
+    metrics: ConsumerMetrics | None = None,
 ) -> None:
     store = await open_store(config.outbox.dsn)
     publisher = KafkaPublisher(config.kafka, client_id=GROUP)
@@ -109,7 +110,15 @@ async def run(
         await store.migrate()
         await publisher.start(wait=True)
         app = CommandsConsumer(config, store, publisher)
-        await consume(config.kafka, group, [app.topics.commands], app.handle, stop, started=started)
+        await consume(
+            config.kafka,
+            group,
+            [app.topics.commands],
+            app.handle,
+            stop,
+            started=started,
+            metrics=metrics,
+        )
     finally:
         await publisher.stop()
         await store.close()

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from bridge.config import KafkaConfig
 from bridge.kafka.topics import client_options
@@ -24,6 +26,37 @@ log = get_logger(__name__)
 
 Records = Sequence[ConsumerRecord[bytes, bytes]]
 Handler = Callable[[TopicPartition, Records], Awaitable[None]]
+
+
+@dataclass
+class ConsumerMetrics:
+    records: Counter
+    failures: Counter
+    lag: Gauge
+    joined: bool = False
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ConsumerMetrics:
+        return cls(
+            records=Counter(
+                "bridge_consumer_records",
+                "Records handled and committed",
+                ["group", "topic"],
+                registry=registry,
+            ),
+            failures=Counter(
+                "bridge_consumer_batch_failures",
+                "Batches whose handler failed (retried)",
+                ["group", "topic"],
+                registry=registry,
+            ),
+            lag=Gauge(
+                "bridge_consumer_lag",
+                "Records behind the partition's high watermark",
+                ["group", "topic", "partition"],
+                registry=registry,
+            ),
+        )
 
 
 async def consume(
@@ -36,6 +69,7 @@ async def consume(
     max_records: int = 500,
     retry_delay: float = 1.0,
     started: asyncio.Event | None = None,
+    metrics: ConsumerMetrics | None = None,
     **consumer_options: Any,
 ) -> None:
     """Run ``handler`` over ``topics`` as member of ``group_id`` until ``stop`` is set."""
@@ -52,17 +86,42 @@ async def consume(
     log.info("consumer_started", group=group_id, topics=list(topics))
     if started is not None:
         started.set()
+    if metrics is not None:
+        metrics.joined = True
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=300, max_records=max_records)
             for tp, records in batches.items():
                 if not records:
                     continue
-                if not await _handle(consumer, handler, tp, records, stop, retry_delay):
+                handled = await _handle(consumer, handler, tp, records, stop, retry_delay)
+                if metrics is not None:
+                    _observe(metrics, consumer.highwater(tp), group_id, tp, records, handled)
+                if not handled:
                     break
     finally:
+        if metrics is not None:
+            metrics.joined = False
         await consumer.stop()
         log.info("consumer_stopped", group=group_id)
+
+
+def _observe(
+    metrics: ConsumerMetrics,
+    highwater: int | None,
+    group: str,
+    tp: TopicPartition,
+    records: Records,
+    handled: bool,
+) -> None:
+    if handled:
+        metrics.records.labels(group, tp.topic).inc(len(records))
+        next_offset = records[-1].offset + 1
+    else:
+        metrics.failures.labels(group, tp.topic).inc()
+        next_offset = records[0].offset
+    if highwater is not None:
+        metrics.lag.labels(group, tp.topic, str(tp.partition)).set(max(0, highwater - next_offset))
 
 
 async def _handle(

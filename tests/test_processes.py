@@ -76,10 +76,18 @@ async def test_ingress_exits_0_on_sigterm(
 async def test_commands_consumer_exits_0_on_sigterm(
     kafka_bootstrap: str, kafka_topics: object, topic_prefix: str, tmp_path: Path
 ) -> None:
-    """`bridge consume commands` joins its group, then on SIGTERM leaves it and exits 0."""
+    """`bridge consume commands` joins its group and says so on /readyz; on SIGTERM it leaves the
+    group and exits 0."""
     config = write_config(tmp_path, kafka_bootstrap, topic_prefix)
-    proc = await start(["consume", "commands", "--config", str(config)], tmp_path)
+    port = free_port()
+    args = ["consume", "commands", "--config", str(config), "--metrics-port", str(port)]
+    proc = await start([*args, "--metrics-host", "127.0.0.1"], tmp_path)
     await wait_for_line(proc, b"consumer_started")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        ready = await client.get("/readyz")
+        metrics = await client.get("/metrics")
+    assert (200, True) == (ready.status_code, ready.json()["ready"])
+    assert "bridge_consumer_records_total" in metrics.text
     code, err = await terminate(proc)
     assert 0 == code, err[-2000:]
     assert b"consumer_stopped" in err
