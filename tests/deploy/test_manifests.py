@@ -43,21 +43,26 @@ PROCESSES: dict[str, tuple[str, list[str], list[str], int]] = {
         ["--config", CONFIG_FILE],
         1,
     ),
-    "bridge-commands": ("commands", ["consume", "commands"], ["--config", CONFIG_FILE], 1),
+    "bridge-commands": (
+        "commands",
+        ["consume", "commands"],
+        ["--config", CONFIG_FILE, "--metrics-port", "9102"],
+        1,
+    ),
     "bridge-relay": ("relay", ["relay"], ["--config", CONFIG_FILE, "--metrics-port", "9101"], 1),
 }
-# name -> {probe: (path, port the process listens on)}; the consumers serve no HTTP yet.
+# name -> {probe: (path, port the process listens on)}; inventory-sync serves no HTTP yet.
 PROBES: dict[str, dict[str, tuple[str, int]]] = {
     "bridge-ingress": {"readinessProbe": ("/readyz", 8080), "livenessProbe": ("/healthz", 8080)},
     "bridge-inventory-sync": {},
-    "bridge-commands": {},
+    "bridge-commands": {"readinessProbe": ("/readyz", 9102), "livenessProbe": ("/healthz", 9102)},
     "bridge-relay": {
         "startupProbe": ("/healthz", 9101),
         "readinessProbe": ("/readyz", 9101),
         "livenessProbe": ("/healthz", 9101),
     },
 }
-SCRAPE_PORTS = {"bridge-ingress": 8080, "bridge-relay": 9101}
+SCRAPE_PORTS = {"bridge-ingress": 8080, "bridge-commands": 9102, "bridge-relay": 9101}
 HARDENED = {
     "runAsNonRoot": True,
     "readOnlyRootFilesystem": True,
