@@ -1,8 +1,10 @@
 """Process plumbing: SIGTERM/SIGINT as a stop event, and uvicorn run inside our own loop.
 
 Every long-running process (ingress, consumers, relay, simulator) stops taking work on SIGTERM,
-drains, and exits 0; uvicorn's own signal capture re-raises the signal after shutdown, so we
-install our handlers instead.
+drains, and exits 0; uvicorn's own signal capture re-raises the signal after shutdown, so the
+server here leaves signals to the host process. The listening socket is bound before uvicorn
+starts, so the URL (and a port the kernel picked for ``port=0``) is known up front and nothing
+can take the port in between; readiness is uvicorn's startup finishing, not a sleep.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import uvicorn
@@ -20,9 +22,30 @@ T = TypeVar("T")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (for processes we cannot hand a socket to)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; ``port=0`` lets the kernel choose a free port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def socket_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @contextlib.contextmanager
@@ -39,11 +62,19 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
 
 
 class EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves signals to its host process."""
+    """A uvicorn server that leaves signals to its host process and reports readiness."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.ready.set()
 
 
 def make_server(app: Any, host: str, port: int, **options: Any) -> EmbeddedServer:
@@ -53,37 +84,65 @@ def make_server(app: Any, host: str, port: int, **options: Any) -> EmbeddedServe
     return EmbeddedServer(uvicorn.Config(app, host=host, port=port, lifespan="on", **options))
 
 
+async def _serve(server: EmbeddedServer, sock: socket.socket) -> None:
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as exc:  # uvicorn exits the process when startup (the lifespan) fails
+        raise RuntimeError(f"server failed to start (exit code {exc.code})") from None
+
+
+async def _until_ready(server: EmbeddedServer, task: asyncio.Task[None], timeout: float) -> None:
+    ready = asyncio.create_task(server.ready.wait())
+    done, _ = await asyncio.wait({ready, task}, timeout=timeout, return_when="FIRST_COMPLETED")
+    if ready in done:
+        return
+    ready.cancel()
+    if task in done:
+        task.result()  # raises the startup error
+        raise RuntimeError("server stopped before it was ready")
+    server.should_exit = True
+    raise TimeoutError(f"server not ready after {timeout} s")
+
+
 @contextlib.asynccontextmanager
 async def running_server(
-    app: Any, host: str = "127.0.0.1", port: int | None = None, **options: Any
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    startup_timeout: float = 30.0,
+    **options: Any,
 ) -> AsyncIterator[str]:
-    """Serve ``app`` until the block exits; yields its base URL once it accepts connections."""
-    port = port or free_port(host)
+    """Serve ``app`` in this event loop until the block exits; yields its base URL once ready."""
+    sock = bind_socket(host, port)
+    url = socket_url(sock)
     server = make_server(app, host, port, **options)
-    task = asyncio.create_task(server.serve(), name=f"uvicorn:{port}")
+    task = asyncio.create_task(_serve(server, sock), name=f"uvicorn {url}")
     try:
-        while not server.started:
-            if task.done():
-                task.result()  # re-raise why it could not start
-                raise RuntimeError(f"server on {host}:{port} stopped before it started")
-            await asyncio.sleep(0.01)
-        yield f"http://{host}:{port}"
+        await _until_ready(server, task, startup_timeout)
+        yield url
     finally:
         server.should_exit = True
-        await task
+        with contextlib.suppress(RuntimeError):
+            await task
+        sock.close()
 
 
-async def serve_until_stopped(app: Any, host: str, port: int, **options: Any) -> None:
+async def serve_until_stopped(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    **options: Any,
+) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight requests and run the lifespan shutdown."""
     stop = asyncio.Event()
-    server = make_server(app, host, port, **options)
     with stop_on_signals(stop):
-        task = asyncio.create_task(server.serve())
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        waiter.cancel()
-        await task
+        async with running_server(app, host, port, **options) as url:
+            if on_ready is not None:
+                on_ready(url)
+            await stop.wait()
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

@@ -6,7 +6,10 @@ import argparse
 
 from bridge.config import load_config
 from bridge.ingress.app import create_app
+from bridge.log import get_logger
 from bridge.serve import run, serve_until_stopped
+
+log = get_logger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,6 +37,7 @@ def main(args: argparse.Namespace) -> int:
             proxy_headers=True,
             forwarded_allow_ips=args.forwarded_allow_ips,
             timeout_graceful_shutdown=20,
+            on_ready=lambda url: log.info("ingress_listening", url=url),
         )
     )
     return 0
