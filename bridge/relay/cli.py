@@ -1,0 +1,192 @@
+"""``bridge relay``: deliver the outbox to the platforms until SIGTERM, with /metrics on a port."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bridge.config import Config, load_config
+from bridge.kafka.publisher import KafkaPublisher
+from bridge.log import get_logger
+from bridge.outbox.store import open_store
+from bridge.platforms import client_for
+from bridge.relay.pacing import PacedTransport
+from bridge.relay.relay import Relay, RelayOptions
+from bridge.serve import run, running_server, stop_on_signals
+
+log = get_logger(__name__)
+
+DEFAULT_METRICS_PORT = 9101
+KAFKA_START_WAIT = 10.0  # seconds to wait for Kafka at start before sending without it
+CONNECTIONS_PER_SHOP = 32  # requests in flight to one shop; more wait for a free connection
+KEEPALIVE_PER_SHOP = 4
+DEFAULTS = RelayOptions()
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "relay",
+        help="send the outbox to the platforms (rate limited, retried, idempotent)",
+        description="Claims due outbox rows per shop, sends them at the shop's rate limit "
+        "(shared by every relay on the same database), retries failures and publishes each "
+        "outcome to the deliveries topic. SIGTERM drains and exits 0.",
+    )
+    p.add_argument("--config", help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)")
+    p.add_argument("--owner", help="lease owner id, unique per process (default host:pid:random)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=DEFAULT_METRICS_PORT,
+        help=f"serve /metrics, /healthz, /readyz here (default {DEFAULT_METRICS_PORT}; 0: off)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default="0.0.0.0",  # noqa: S104 -- scraped from outside the container
+        help="bind address of the metrics port (default 0.0.0.0)",
+    )
+    tuning = p.add_argument_group("tuning")
+    tuning.add_argument(
+        "--max-lanes",
+        type=int,
+        default=DEFAULTS.max_lanes,
+        metavar="N",
+        help=f"shops sent to at once by this process (default {DEFAULTS.max_lanes})",
+    )
+    tuning.add_argument(
+        "--lane-turn",
+        type=float,
+        default=DEFAULTS.lane_turn_seconds,
+        metavar="SECONDS",
+        help="hand a busy shop to another relay after this long, so new replicas get a share "
+        f"(default {DEFAULTS.lane_turn_seconds:g}; 0: never)",
+    )
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        with stop_on_signals(stop):
+            await run_relay(
+                config,
+                stop,
+                owner=args.owner,
+                metrics_port=args.metrics_port or None,
+                metrics_host=args.metrics_host,
+                options=RelayOptions(max_lanes=args.max_lanes, lane_turn_seconds=args.lane_turn),
+            )
+
+    run(serve())
+    return 0
+
+
+def default_owner() -> str:
+    """Unique per process: the host, the pid and a random suffix (pids repeat in containers)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def http_client(config: Config) -> httpx.AsyncClient:
+    """An HTTP client for one shop: its own small keep-alive pool, the relay's request timeout.
+
+    Writes are traced (:class:`PacedTransport`) so that the relay knows when each one left.
+    One pool per shop rather than one shared pool: httpcore scans every connection of a pool on
+    each request, so a single pool serving hundreds of shops costs O(shops) CPU per request
+    (measured: 254 req/s with 64 requests in flight on one pool, 937 req/s on 64 pools). Per-shop
+    pools also keep one slow shop from holding connections the others need.
+    """
+    limits = httpx.Limits(
+        max_connections=CONNECTIONS_PER_SHOP,
+        max_keepalive_connections=KEEPALIVE_PER_SHOP,
+        keepalive_expiry=30.0,
+    )
+    transport = PacedTransport(httpx.AsyncHTTPTransport(limits=limits))
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(config.relay.request_timeout), transport=transport
+    )
+
+
+def metrics_app(relay: Relay, registry: CollectorRegistry, publisher: KafkaPublisher) -> Starlette:
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def readyz(_request: Request) -> Response:
+        body = {"ready": relay.ready, "kafka": publisher.ready, "lanes": relay.active_lanes}
+        return JSONResponse(body, status_code=200 if relay.ready else 503)
+
+    return Starlette(
+        routes=[
+            Route("/metrics", metrics),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ]
+    )
+
+
+async def run_relay(
+    config: Config,
+    stop: asyncio.Event,
+    *,
+    owner: str | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    registry: CollectorRegistry | None = None,
+    options: RelayOptions | None = None,
+) -> None:
+    """Run one relay until ``stop`` is set: store, HTTP client, platform clients, Kafka."""
+    registry = registry if registry is not None else CollectorRegistry()
+    store = await open_store(config.outbox.dsn)
+    pools = {sid: http_client(config) for sid in config.shops}
+    clients = {sid: client_for(shop, pools[sid]) for sid, shop in config.shops.items()}
+    publisher = KafkaPublisher(config.kafka, client_id="bridge-relay")
+    try:
+        await store.migrate()
+        await _start_publisher(publisher)
+        relay = Relay(
+            config,
+            store,
+            clients,
+            publisher,
+            owner=owner or default_owner(),
+            registry=registry,
+            options=options,
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            if metrics_port:
+                app = metrics_app(relay, registry, publisher)
+                url = await stack.enter_async_context(
+                    running_server(app, host=metrics_host, port=metrics_port)
+                )
+                log.info("relay_metrics_listening", url=url)
+            await relay.run(stop)
+    finally:
+        await publisher.stop()  # flushes what the reporter handed over
+        for client in clients.values():
+            await client.aclose()
+        for pool in pools.values():
+            await pool.aclose()
+        await store.close()
+
+
+async def _start_publisher(publisher: KafkaPublisher) -> None:
+    """Wait a little for Kafka, then go on without it: sending never waits for the broker."""
+    try:
+        async with asyncio.timeout(KAFKA_START_WAIT):
+            await publisher.start(wait=True)
+    except TimeoutError:
+        log.warning("relay_kafka_unavailable", hint="sending anyway; delivery records are dropped")

@@ -1,0 +1,415 @@
+"""The relay: sends due outbox rows to the platforms, per shop, at the shop's rate limit.
+
+One task per shop with due rows (a *lane*), each holding the shop's lane lease in the database, so
+one slow shop never holds up another and several relay replicas spread the shops between them. A
+lane claims a batch (about ``batch_seconds`` of the shop's rate), draws send times for it from the
+shop's token bucket in the database (shared by every replica: the limit is global), and starts each
+request at its time; requests of one batch may overlap (one per target at most). Outcomes go to the
+database first and then, off the send path, to ``commerce.deliveries`` (and ``commerce.dlq``).
+Invariants and the attempts semantics: docs/relay.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from bridge.commands import target_of
+from bridge.config import Config, ShopConfig
+from bridge.errors import PlatformError
+from bridge.kafka.publisher import Publisher
+from bridge.kafka.topics import Topics
+from bridge.log import get_logger
+from bridge.outbox.store import SET_STOCK, OutboxRow, OutboxStore
+from bridge.platforms.base import PlatformClient
+from bridge.relay.deliveries import Reporter
+from bridge.relay.metrics import RelayMetrics
+from bridge.relay.outcomes import Outcomes
+from bridge.relay.pacing import CURRENT, Send, SendWindow
+
+log = get_logger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayOptions:
+    """Tuning beyond ``[relay]`` in bridge.toml; the defaults suit production."""
+
+    max_lanes: int = 1000  # shops sent to at once by one relay process
+    batch_seconds: float = 2.0  # a claim takes about this many seconds of the shop's rate
+    max_batch: int = 200
+    # Send at (1 - headroom) x rate_limit: slack for jitter we cannot see (transit, the
+    # platform's own scheduling), so no window at the platform holds more than rate_limit
+    # requests: 1.5% of 1 s is 15 ms. Late departures on our side are handled exactly
+    # (bridge.relay.pacing).
+    rate_headroom: float = 0.015
+    # A lane busy this long hands its shop over (pausing it for two polls) so that replicas
+    # started later get a share of busy shops. 0 keeps a lane until its shop has nothing due.
+    lane_turn_seconds: float = 300.0
+    depth_interval: float = 5.0  # how often bridge_outbox_rows is refreshed from the database
+    publish_timeout: float = 10.0
+    flush_timeout: float = 10.0  # at shutdown, for the last delivery records
+    min_defer: float = 1.0  # a 429 without Retry-After pauses the shop at least this long
+
+
+@dataclass(slots=True)
+class _Lane:
+    shop: str
+    spec: ShopConfig
+    client: PlatformClient
+    started: float
+    renewed: float
+    held: bool = True
+
+
+@dataclass(slots=True, eq=False)  # identity equality: batches live in a set
+class _Batch:
+    """One claimed batch; ``interrupt`` stops sending its rest (429 deferral or shutdown)."""
+
+    interrupt: asyncio.Event = field(default_factory=asyncio.Event)
+    deferred_until: float | None = None
+
+    def defer(self, until: float) -> None:
+        self.deferred_until = max(until, self.deferred_until or until)
+        self.interrupt.set()
+
+
+class Relay:
+    """Delivers outbox rows through platform clients. ``run(stop)`` until ``stop`` is set."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: OutboxStore,
+        clients: Mapping[str, PlatformClient],
+        publisher: Publisher,
+        *,
+        owner: str,
+        clock: Clock = time.time,
+        rng: random.Random | None = None,
+        registry: CollectorRegistry | None = None,
+        options: RelayOptions | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = config.relay
+        self.store = store
+        self.clients = clients
+        self.owner = owner
+        self.clock = clock
+        self.rng = rng if rng is not None else random.Random()  # noqa: S311 -- jitter only
+        self.options = options or RelayOptions()
+        registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = RelayMetrics.create(registry)
+        self.topics = Topics.from_config(config.kafka)
+        self.reporter = Reporter(publisher, self.metrics, timeout=self.options.publish_timeout)
+        self.outcomes = Outcomes(
+            store,
+            owner,
+            self.settings,
+            clock=clock,
+            rng=self.rng,
+            metrics=self.metrics,
+            reporter=self.reporter,
+            topics=self.topics,
+            min_defer=self.options.min_defer,
+        )
+        if self.settings.lease_seconds < self.settings.request_timeout + self.options.batch_seconds:
+            log.warning(
+                "relay_lease_too_short",
+                lease_seconds=self.settings.lease_seconds,
+                hint="make it exceed request_timeout plus a batch, or rows go out twice",
+            )
+        self.started = asyncio.Event()
+        self.last_poll: float | None = None
+        self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._cooldown: dict[str, float] = {}
+        self._batches: set[_Batch] = set()
+        self._windows: dict[str, SendWindow] = {}
+        self._signal = asyncio.Event()
+        self._stopping = False
+        self._unknown: set[str] = set()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll for due shops and run their lanes; on ``stop`` drain and return."""
+        self.reporter.start()
+        watcher = asyncio.create_task(self._watch(stop), name="relay-stop-watcher")
+        depth = asyncio.create_task(self._depth_loop(), name="relay-depth")
+        log.info("relay_started", owner=self.owner, shops=len(self.clients))
+        self.started.set()
+        try:
+            while not self._stopping:
+                await self._poll()
+                self._signal.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.poll_interval):
+                        await self._signal.wait()
+        finally:
+            self._halt_all()
+            await self._drain()
+            for task in (watcher, depth):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.reporter.close(self.options.flush_timeout)
+            log.info("relay_stopped", owner=self.owner)
+
+    def wake(self) -> None:
+        """Poll now instead of at the next ``poll_interval`` (work was just added)."""
+        self._signal.set()
+
+    @property
+    def ready(self) -> bool:
+        """Running, and the last poll of the database succeeded recently."""
+        if self.last_poll is None or self._stopping:
+            return False
+        return self.clock() - self.last_poll < max(10.0, 20 * self.settings.poll_interval)
+
+    @property
+    def active_lanes(self) -> int:
+        return len(self._lanes)
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        log.info("relay_stopping", lanes=len(self._lanes))
+        self._halt_all()
+
+    def _halt_all(self) -> None:
+        self._stopping = True
+        self._signal.set()
+        for batch in self._batches:
+            batch.interrupt.set()
+
+    async def _drain(self) -> None:
+        """Let the lanes put unsent rows back and finish requests on the wire, then cancel."""
+        tasks = list(self._lanes.values())
+        if not tasks:
+            return
+        grace = self.settings.request_timeout + 5.0
+        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("relay_lanes_cancelled", count=len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _poll(self) -> None:
+        now = self.clock()
+        try:
+            shops = await self.store.due_shops(now)
+        except Exception:
+            log.exception("relay_poll_failed")
+            return
+        self.last_poll = now
+        free = self.options.max_lanes - len(self._lanes)
+        candidates = [s for s in shops if s not in self._lanes and self._cooldown.get(s, 0) <= now]
+        if len(candidates) > free:
+            self.rng.shuffle(candidates)  # no shop starves behind the alphabet
+        for shop in candidates[: max(0, free)]:
+            spec = self.config.shops.get(shop)
+            client = self.clients.get(shop)
+            if spec is None or client is None:
+                if shop not in self._unknown:
+                    self._unknown.add(shop)
+                    log.warning("relay_unknown_shop", shop=shop, hint="rows stay pending")
+                continue
+            task = asyncio.create_task(self._lane(shop, spec, client), name=f"relay-lane-{shop}")
+            self._lanes[shop] = task
+            task.add_done_callback(functools.partial(self._lane_done, shop))
+        self._cooldown = {s: t for s, t in self._cooldown.items() if t > now}
+        for shop in [s for s, w in self._windows.items() if s not in self._lanes and w.idle]:
+            del self._windows[shop]
+        self.metrics.active_lanes.set(len(self._lanes))
+
+    def _lane_done(self, shop: str, task: asyncio.Task[None]) -> None:
+        self._lanes.pop(shop, None)
+        self.metrics.active_lanes.set(len(self._lanes))
+        if not task.cancelled() and task.exception() is not None:
+            log.error("relay_lane_crashed", shop=shop, error=repr(task.exception()))
+        self._signal.set()  # its shop may have more work due
+
+    async def _depth_loop(self) -> None:
+        while True:
+            try:
+                self.metrics.set_depth(await self.store.counts())
+            except Exception:
+                log.exception("relay_depth_failed")
+            await asyncio.sleep(self.options.depth_interval)
+
+    # -- one shop -------------------------------------------------------------------------------
+
+    def batch_size(self, spec: ShopConfig) -> int:
+        per_batch = math.ceil(spec.rate_limit * self.options.batch_seconds) + spec.burst - 1
+        return max(1, min(self.options.max_batch, per_batch))
+
+    async def _lane(self, shop: str, spec: ShopConfig, client: PlatformClient) -> None:
+        lease = self.settings.lease_seconds
+        now = self.clock()
+        if not await self.store.acquire_lane(shop, self.owner, lease, now):
+            return  # another relay sends to this shop now
+        lane = _Lane(shop, spec, client, started=now, renewed=now)
+        try:
+            while not self._stopping:
+                now = self.clock()
+                turn = self.options.lane_turn_seconds
+                if turn and now - lane.started >= turn:
+                    self._cooldown[shop] = now + 2 * self.settings.poll_interval
+                    log.info("relay_lane_handover", shop=shop)
+                    break
+                if now - lane.renewed >= lease / 3 and not await self._renew(lane):
+                    break
+                rows = await self.store.claim(shop, self.owner, self.batch_size(spec), lease, now)
+                if not rows:
+                    break
+                await self._send_batch(lane, rows)
+                if not lane.held:
+                    break
+        except Exception:
+            log.exception("relay_lane_failed", shop=shop)
+        finally:
+            if lane.held:
+                try:
+                    await self._release(lane)
+                except Exception:
+                    log.exception("relay_lane_release_failed", shop=shop)
+
+    async def _release(self, lane: _Lane) -> None:
+        """Give the lane up, telling the next holder how long our last requests still count."""
+        window = self._windows.get(lane.shop)
+        if window is not None:
+            until = window.handover(lane.spec.burst)
+            if until > self.clock():
+                await self.store.defer(lane.shop, until)
+        await self.store.release_lane(lane.shop, self.owner)
+
+    async def _renew(self, lane: _Lane) -> bool:
+        now = self.clock()
+        if await self.store.acquire_lane(lane.shop, self.owner, self.settings.lease_seconds, now):
+            lane.renewed = now
+            return True
+        lane.held = False
+        log.warning("relay_lane_lost", shop=lane.shop)
+        return False
+
+    async def _send_batch(self, lane: _Lane, rows: list[OutboxRow]) -> None:
+        """Send ``rows`` at their slots; after a 429 wait for the deferred time, then go on."""
+        batch = _Batch()
+        self._batches.add(batch)
+        if self._stopping:
+            batch.interrupt.set()
+        sends: list[asyncio.Task[None]] = []
+        pending = rows
+        try:
+            while pending:
+                if self._stopping:
+                    await self.outcomes.put_back(pending, self.clock(), "the relay is stopping")
+                    break
+                until = batch.deferred_until
+                if until is not None:
+                    if until > self._horizon(pending[0]):  # a long Retry-After: give them back
+                        await self.outcomes.put_back(
+                            pending, until, "the shop is deferred after a 429"
+                        )
+                        break
+                    batch.interrupt.clear()
+                    await self._sleep_until(until, batch.interrupt)
+                    if batch.interrupt.is_set():
+                        continue  # stopping, or a later 429 moved the deferral
+                pending = await self._send_at_slots(lane, pending, batch, sends)
+            if sends:
+                await asyncio.gather(*sends)
+        finally:
+            self._batches.discard(batch)
+            for task in sends:
+                if not task.done():
+                    task.cancel()
+
+    async def _send_at_slots(
+        self,
+        lane: _Lane,
+        rows: list[OutboxRow],
+        batch: _Batch,
+        sends: list[asyncio.Task[None]],
+    ) -> list[OutboxRow]:
+        """Start each row's request at its slot; return the rows left when interrupted."""
+        spec = lane.spec
+        rate = spec.rate_limit * (1.0 - self.options.rate_headroom)
+        slots = await self.store.reserve(lane.shop, rate, spec.burst, len(rows), self.clock())
+        lease = self.settings.lease_seconds
+        window = self._windows.get(lane.shop)
+        if window is None:
+            window = self._windows[lane.shop] = SendWindow(
+                spec.rate_limit, self.clock, self.options.rate_headroom
+            )
+        for index, (row, slot) in enumerate(zip(rows, slots, strict=True)):
+            if slot > self._horizon(row):
+                await self.outcomes.put_back(rows[index:], slot, "no send slot within the lease")
+                return []
+            await self._sleep_until(slot, batch.interrupt)
+            await window.wait_turn(batch.interrupt)  # the earlier writes have arrived
+            if batch.interrupt.is_set():
+                return rows[index:]
+            if lane.held and self.clock() - lane.renewed >= lease / 3:
+                await self._renew(lane)  # a lost lane: finish this batch, then stop
+            send = window.start()
+            sends.append(
+                asyncio.create_task(self._deliver(lane, row, batch, send), name=f"relay-{row.id}")
+            )
+        return []
+
+    def _horizon(self, row: OutboxRow) -> float:
+        """The latest send time for a claimed row: later, its lease may run out mid-request."""
+        return (row.lease_until or 0.0) - self.settings.lease_seconds / 4
+
+    async def _sleep_until(self, moment: float, interrupt: asyncio.Event) -> None:
+        delay = moment - self.clock()
+        if delay <= 0 or interrupt.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await interrupt.wait()
+
+    # -- one row --------------------------------------------------------------------------------
+
+    async def _deliver(self, lane: _Lane, row: OutboxRow, batch: _Batch, send: Send) -> None:
+        error: PlatformError | None = None
+        token = CURRENT.set(send)  # PacedTransport notes when the write leaves
+        try:
+            quantity = _quantity(row)
+            await lane.client.set_stock(target_of(row.payload), quantity, row.idempotency_key)
+        except PlatformError as exc:
+            error = exc
+        except Exception as exc:  # a client bug: retry with backoff, dead after max_attempts
+            log.exception("relay_send_crashed", shop=row.shop, outbox_id=row.id)
+            error = PlatformError(f"unexpected error: {exc!r}", retryable=True)
+        finally:
+            CURRENT.reset(token)
+            send.finish()
+        log.debug(
+            "relay_sent", shop=row.shop, outbox_id=row.id, started=send.started, left=send.left,
+            finished=send.finished,
+        )  # fmt: skip
+        try:
+            await self.outcomes.record(row, lane.spec.platform, error, batch.defer)
+        except Exception:  # the database: the lease runs out and the row is claimed again
+            log.exception("relay_record_failed", shop=row.shop, outbox_id=row.id)
+
+
+def _quantity(row: OutboxRow) -> int:
+    """The quantity of a set_stock row; anything else cannot be sent (dead at once)."""
+    if row.kind != SET_STOCK:
+        raise PlatformError(f"the relay cannot send outbox kind {row.kind!r}", retryable=False)
+    quantity = row.payload.get("quantity")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+        raise PlatformError(f"set_stock without a valid quantity: {quantity!r}", retryable=False)
+    return quantity
