@@ -317,7 +317,8 @@ class Bench:
 
     def start(self, name: str, argv: list[str], config: Path) -> Target:
         port = free_port(HOST)
-        child = Child(name, [*argv, "--port", str(port)], self.tmp / f"{name}.log")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}  # our config
+        child = Child(name, [*argv, "--port", str(port)], self.tmp / f"{name}.log", env=env)
         self.stack.callback(child.stop)
         self.children.append(child)
         return Target(name, port, child, config)
