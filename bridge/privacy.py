@@ -58,8 +58,11 @@ def compile_path(path: PiiPath) -> Path:
     return path if isinstance(path, tuple) else _split(path)
 
 
+_CONTAINERS = (str, list, dict)
+
+
 def _is_empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str | list | dict) and not value)
+    return value is None or (isinstance(value, _CONTAINERS) and not value)
 
 
 def transform_paths(payload: Any, paths: Sequence[PiiPath], fn: Callable[[Any], Any]) -> Any:

@@ -104,19 +104,15 @@ class KafkaPublisher:
         producer = self._producer
         if producer is None:
             raise PublishUnavailable("kafka producer is not connected yet")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        ack: asyncio.Future[Any] | None = None
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout(timeout):
                 ack = await producer.send(topic, value=value, key=key, headers=list(headers))
-        except TimeoutError:
-            raise PublishUnavailable(f"kafka did not take the record within {timeout}s") from None
-        except KafkaError as exc:
-            raise PublishUnavailable(f"kafka refused the record: {exc}") from None
-        try:
-            async with asyncio.timeout_at(deadline):
+                # shield: a timeout must not cancel the delivery future aiokafka still resolves
                 metadata = await asyncio.shield(ack)
         except TimeoutError:
+            if ack is None:
+                raise PublishUnavailable(f"kafka did not take the record in {timeout}s") from None
             # The record is buffered and may still be written once the broker answers: the
             # platform will redeliver and downstream deduplicates on ce_id. Log the late outcome.
             self._watch_late(ack, topic)
