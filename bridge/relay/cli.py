@@ -21,7 +21,8 @@ from bridge.kafka.publisher import KafkaPublisher
 from bridge.log import get_logger
 from bridge.outbox.store import open_store
 from bridge.platforms import client_for
-from bridge.relay.pacing import PacedTransport
+from bridge.platforms.base import PlatformClient
+from bridge.relay.pacing import PACE_ON, PacedTransport
 from bridge.relay.relay import Relay, RelayOptions
 from bridge.serve import run, running_server, stop_on_signals
 
@@ -71,6 +72,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="hand a busy shop to another relay after this long, so new replicas get a share "
         f"(default {DEFAULTS.lane_turn_seconds:g}; 0: never)",
     )
+    tuning.add_argument(
+        "--pace-on",
+        choices=PACE_ON,
+        default=DEFAULTS.pace_on,
+        help="when an earlier request surely counted at the platform: once answered (default, "
+        "safe) or once written (tighter, for platforms that count requests on arrival)",
+    )
     p.set_defaults(func=main)
 
 
@@ -86,7 +94,11 @@ def main(args: argparse.Namespace) -> int:
                 owner=args.owner,
                 metrics_port=args.metrics_port or None,
                 metrics_host=args.metrics_host,
-                options=RelayOptions(max_lanes=args.max_lanes, lane_turn_seconds=args.lane_turn),
+                options=RelayOptions(
+                    max_lanes=args.max_lanes,
+                    lane_turn_seconds=args.lane_turn,
+                    pace_on=args.pace_on,
+                ),
             )
 
     run(serve())
@@ -151,10 +163,13 @@ async def run_relay(
     """Run one relay until ``stop`` is set: store, HTTP client, platform clients, Kafka."""
     registry = registry if registry is not None else CollectorRegistry()
     store = await open_store(config.outbox.dsn)
-    pools = {sid: http_client(config) for sid in config.shops}
-    clients = {sid: client_for(shop, pools[sid]) for sid, shop in config.shops.items()}
     publisher = KafkaPublisher(config.kafka, client_id="bridge-relay")
+    pools: dict[str, httpx.AsyncClient] = {}
+    clients: dict[str, PlatformClient] = {}
     try:
+        for sid, shop in config.shops.items():
+            pools[sid] = http_client(config)
+            clients[sid] = client_for(shop, pools[sid])
         await store.migrate()
         await _start_publisher(publisher)
         relay = Relay(

@@ -1,29 +1,39 @@
-"""Keeping a shop's limit as the *platform* counts it: by when requests arrive, not when started.
+"""Keeping a shop's limit as the *platform* counts it, not only as the token bucket planned it.
 
-The token bucket gives each request a start time, but a platform counts arrivals, and a request can
-leave late: a fresh connection (TCP, TLS), the first request of a process, a busy event loop. A
-late request k lands closer to request k + L, and the platform sees L + 1 requests in one window.
+The shared token bucket (``OutboxStore.reserve``) hands out start times, but the platform counts a
+request when it gets to it, and a request can leave late (a fresh connection, TLS, the first request
+of a process, a busy event loop) or be counted late (a platform busy with a queue). Then request k
+lands closer to request k + L and the platform sees L + 1 requests in one window. Each lane of a
+relay therefore also keeps, per shop, a :class:`SendWindow`:
 
-So every write records when its body was actually written to the socket (httpcore's ``trace``
-extension, set by :class:`PacedTransport` on requests carrying an ``Idempotency-Key``), and a lane
-starts request k + L only once request k has left and a full window has passed since
-(:class:`SendWindow`). In steady state requests leave within a millisecond of their start and this
-costs nothing; it only holds back the requests after one that left late.
+* a local bucket on *actual* start times with the shop's rate and burst, so a relay that fell
+  behind its slots never catches up in a burst;
+* request k + L starts only a (padded) window after request k was surely counted: after its
+  answer came back (``pace_on="answer"``, the default: nothing the platform does can have counted
+  it later), or after its body was written to the socket (``pace_on="sent"``: tighter when the
+  platform counts at its edge; httpcore's ``trace`` extension, set by :class:`PacedTransport` on
+  requests carrying an ``Idempotency-Key``).
+
+With ``answer`` a shop whose requests take ``rtt`` seconds is paced at ``limit / (window + rtt)``
+at most; on a fast platform (rtt below the headroom, ~15 ms) that costs nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 Clock = Callable[[], float]
+PaceOn = Literal["answer", "sent"]
+PACE_ON: tuple[PaceOn, ...] = ("answer", "sent")
 _SENT_EVENTS = frozenset(
     {
         "http11.send_request_body.complete",
@@ -36,29 +46,33 @@ _SENT_EVENTS = frozenset(
 
 @dataclass(slots=True, eq=False)
 class Send:
-    """One write of a lane: when it started, when it left (if traced), when it finished."""
+    """One write of a lane: when it started, when it left (if traced), when it was answered."""
 
     clock: Clock
     started: float
-    left: float | None = None  # the body was written (the platform has it, give or take transit)
-    finished: float | None = None
-    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    left: float | None = None  # the body was written to the socket
+    finished: float | None = None  # the answer (or the error) came back
+    departed: asyncio.Event = field(default_factory=asyncio.Event)  # left or finished
+    answered: asyncio.Event = field(default_factory=asyncio.Event)  # finished
 
     async def trace(self, event: str, _info: Mapping[str, Any]) -> None:
         if event in _SENT_EVENTS:
             self.left = self.clock()
-            self.settled.set()
+            self.departed.set()
 
     def finish(self) -> None:
         self.finished = self.clock()
-        self.settled.set()
+        self.departed.set()
+        self.answered.set()
 
-    @property
-    def arrived_by(self) -> float | None:
-        """Latest time the platform can have received it; None while unknown."""
-        if self.left is not None:
+    def counted_by(self, pace_on: PaceOn) -> float | None:
+        """Latest time the platform can have counted it (None while unknown)."""
+        if pace_on == "sent" and self.left is not None:
             return self.left
-        return self.finished  # untraced: the answer came back, so it had arrived by then
+        return self.finished
+
+    def known(self, pace_on: PaceOn) -> asyncio.Event:
+        return self.departed if pace_on == "sent" else self.answered
 
 
 CURRENT: ContextVar[Send | None] = ContextVar("bridge_relay_send", default=None)
@@ -89,76 +103,97 @@ class PacedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+async def sleep_until(clock: Clock, moment: float, interrupt: asyncio.Event) -> None:
+    """Sleep until ``clock() >= moment`` or ``interrupt`` is set, whichever comes first."""
+    delay = moment - clock()
+    if delay <= 0 or interrupt.is_set():
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(delay):
+            await interrupt.wait()
+
+
 class SendWindow:
-    """At most ``limit`` of a shop's writes arrive in any ``window`` seconds (one relay's view).
+    """One relay's writes to one shop: at most ``limit`` counted in any ``window`` seconds.
 
     ``rate_limit`` 5 means 5 per 1 s; a fractional rate such as 0.5 means 1 per 2 s (the
-    simulator counts the same way). ``headroom`` pads the window like the token bucket's rate
-    (``window / (1 - headroom)``), so jitter on the platform's side still fits.
+    simulator counts the same way). ``headroom`` slows the local bucket like the shared one
+    (``rate * (1 - headroom)``) and, with ``pace_on="sent"``, pads the window the same way.
     """
 
-    def __init__(self, rate_limit: float, clock: Clock, headroom: float = 0.0) -> None:
+    def __init__(
+        self,
+        rate_limit: float,
+        clock: Clock,
+        *,
+        headroom: float = 0.0,
+        burst: int = 1,
+        pace_on: PaceOn = "answer",
+    ) -> None:
         if not 0.0 <= headroom < 1.0:
             raise ValueError(f"headroom must be within [0, 1), got {headroom}")
+        if pace_on not in PACE_ON:
+            raise ValueError(f"pace_on must be one of {', '.join(PACE_ON)}, got {pace_on!r}")
         self.limit = max(1, math.floor(rate_limit))
-        self.window = self.limit / rate_limit / (1.0 - headroom)
+        # An answer comes after the platform counted the request, so "answer" needs no padding;
+        # "sent" pads for the transit and scheduling jitter between writing and being counted.
+        pad = 1.0 / (1.0 - headroom) if pace_on == "sent" else 1.0
+        self.window = self.limit / rate_limit * pad
+        self.interval = 1.0 / (rate_limit * (1.0 - headroom))  # the token bucket's spacing
+        self.tolerance = (max(1, burst) - 1) * self.interval
+        self.pace_on = pace_on
         self.clock = clock
         self._sends: deque[Send] = deque(maxlen=self.limit)
+        self._tat = 0.0  # the local bucket on actual start times
 
     def start(self) -> Send:
-        send = Send(self.clock, self.clock())
+        now = self.clock()
+        send = Send(self.clock, now)
         self._sends.append(send)
+        # Lateness under half an interval (timer jitter) is forgiven rather than accumulated;
+        # a lane further behind its slots restarts the spacing from now: no catch-up burst.
+        self._tat = max(self._tat, now - self.interval / 2) + self.interval
         return send
 
     @property
     def idle(self) -> bool:
-        """Nothing sent within the last window: the entry can be forgotten."""
-        last = self._sends[-1] if self._sends else None
-        if last is None:
+        """Nothing counted within the last window: the entry can be forgotten."""
+        if not self._sends:
             return True
-        arrived = last.arrived_by
-        return arrived is not None and arrived + self.window < self.clock()
+        counted = self._sends[-1].counted_by(self.pace_on)
+        return counted is not None and counted + self.window < self.clock()
 
     def handover(self, burst: int) -> float:
         """The earliest first send for whoever sends to this shop next (``defer`` it).
 
         Another relay's n-th request after ours starts no earlier than its first plus
-        ``max(0, n - burst)`` intervals (its token bucket), and must arrive a window after our
+        ``max(0, n - burst)`` intervals (its token bucket), and must be counted a window after our
         request ``limit - n`` places before our last. 0.0 when nothing constrains it.
         """
-        interval = self.window / self.limit
         sends = list(self._sends)
         until = 0.0
         for n in range(1, self.limit + 1):
             index = len(sends) - self.limit + n - 1
             if index < 0:
                 continue
-            arrived = sends[index].arrived_by
-            if arrived is None:  # still on its way: assume it leaves now
-                arrived = self.clock()
-            until = max(until, arrived + self.window - max(0, n - burst) * interval)
+            counted = sends[index].counted_by(self.pace_on)
+            if counted is None:  # still under way: it may be counted as late as now
+                counted = self.clock()
+            until = max(until, counted + self.window - max(0, n - burst) * self.interval)
         return until
 
     async def wait_turn(self, interrupt: asyncio.Event) -> None:
         """Until one more write may start; returns early when ``interrupt`` is set."""
-        if len(self._sends) < self.limit:
+        await sleep_until(self.clock, self._tat - self.tolerance, interrupt)
+        if len(self._sends) < self.limit or interrupt.is_set():
             return
         oldest = self._sends[0]
-        if not oldest.settled.is_set():
-            waiters = {
-                asyncio.ensure_future(oldest.settled.wait()),
-                asyncio.ensure_future(interrupt.wait()),
-            }
+        known = oldest.known(self.pace_on)
+        if not known.is_set():
+            waiters = {asyncio.ensure_future(known.wait()), asyncio.ensure_future(interrupt.wait())}
             _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for waiter in pending:
                 waiter.cancel()
-        arrived = oldest.arrived_by
-        if arrived is None or interrupt.is_set():
-            return
-        delay = arrived + self.window - self.clock()
-        if delay > 0:
-            try:
-                async with asyncio.timeout(delay):
-                    await interrupt.wait()
-            except TimeoutError:
-                pass
+        counted = oldest.counted_by(self.pace_on)
+        if counted is not None:
+            await sleep_until(self.clock, counted + self.window, interrupt)

@@ -33,7 +33,7 @@ from bridge.platforms.base import PlatformClient
 from bridge.relay.deliveries import Reporter
 from bridge.relay.metrics import RelayMetrics
 from bridge.relay.outcomes import Outcomes
-from bridge.relay.pacing import CURRENT, Send, SendWindow
+from bridge.relay.pacing import CURRENT, PaceOn, Send, SendWindow, sleep_until
 
 log = get_logger(__name__)
 
@@ -52,6 +52,9 @@ class RelayOptions:
     # requests: 1.5% of 1 s is 15 ms. Late departures on our side are handled exactly
     # (bridge.relay.pacing).
     rate_headroom: float = 0.015
+    # When an earlier request surely counted at the platform: once answered (safe whatever the
+    # platform does) or once written (tighter, for platforms that count on arrival). See pacing.
+    pace_on: PaceOn = "answer"
     # A lane busy this long hands its shop over (pausing it for two polls) so that replicas
     # started later get a share of busy shops. 0 keeps a lane until its shop has nothing due.
     lane_turn_seconds: float = 300.0
@@ -322,7 +325,7 @@ class Relay:
                         )
                         break
                     batch.interrupt.clear()
-                    await self._sleep_until(until, batch.interrupt)
+                    await sleep_until(self.clock, until, batch.interrupt)
                     if batch.interrupt.is_set():
                         continue  # stopping, or a later 429 moved the deferral
                 pending = await self._send_at_slots(lane, pending, batch, sends)
@@ -349,13 +352,17 @@ class Relay:
         window = self._windows.get(lane.shop)
         if window is None:
             window = self._windows[lane.shop] = SendWindow(
-                spec.rate_limit, self.clock, self.options.rate_headroom
+                spec.rate_limit,
+                self.clock,
+                headroom=self.options.rate_headroom,
+                burst=spec.burst,
+                pace_on=self.options.pace_on,
             )
         for index, (row, slot) in enumerate(zip(rows, slots, strict=True)):
             if slot > self._horizon(row):
                 await self.outcomes.put_back(rows[index:], slot, "no send slot within the lease")
                 return []
-            await self._sleep_until(slot, batch.interrupt)
+            await sleep_until(self.clock, slot, batch.interrupt)
             await window.wait_turn(batch.interrupt)  # the earlier writes have arrived
             if batch.interrupt.is_set():
                 return rows[index:]
@@ -370,14 +377,6 @@ class Relay:
     def _horizon(self, row: OutboxRow) -> float:
         """The latest send time for a claimed row: later, its lease may run out mid-request."""
         return (row.lease_until or 0.0) - self.settings.lease_seconds / 4
-
-    async def _sleep_until(self, moment: float, interrupt: asyncio.Event) -> None:
-        delay = moment - self.clock()
-        if delay <= 0 or interrupt.is_set():
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await interrupt.wait()
 
     # -- one row --------------------------------------------------------------------------------
 
