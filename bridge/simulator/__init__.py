@@ -13,7 +13,7 @@ from bridge.simulator.app import (
     point_config_at,
 )
 from bridge.simulator.faults import Decision, Faults, FaultSettings
-from bridge.simulator.server import running_app, running_simulator, serve_forever
+from bridge.simulator.server import running_simulator
 from bridge.simulator.state import SimState, StockSeed
 
 __all__ = [
@@ -28,7 +28,5 @@ __all__ = [
     "create_app",
     "demo_config",
     "point_config_at",
-    "running_app",
     "running_simulator",
-    "serve_forever",
 ]

@@ -8,9 +8,11 @@ from typing import Any
 
 from bridge.config import load_config
 from bridge.errors import ConfigError
+from bridge.serve import run as run_loop
+from bridge.serve import serve_until_stopped
 from bridge.simulator.app import SimulatorOptions, create_app, demo_config, demo_options
 from bridge.simulator.faults import FaultSettings
-from bridge.simulator.server import serve_forever
+from bridge.simulator.server import SIMULATOR_SERVER_OPTIONS
 
 DEFAULT_PORT = 8900
 
@@ -102,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         return _fail(str(exc))
     try:
-        serve_forever(app, args.host, args.port, on_ready=_announce)
+        run_loop(
+            serve_until_stopped(
+                app, args.host, args.port, on_ready=_announce, **SIMULATOR_SERVER_OPTIONS
+            )
+        )
     except OSError as exc:
         return _fail(f"cannot listen on {args.host}:{args.port}: {exc}")
     return 0

@@ -26,6 +26,7 @@ from bridge.platforms import client_for
 from bridge.platforms.base import StockTarget
 from bridge.relay import Relay, RelayOptions
 from bridge.relay.cli import http_client
+from bridge.serve import running_server
 from bridge.simulator import (
     FaultSettings,
     Simulator,
@@ -33,7 +34,6 @@ from bridge.simulator import (
     create_app,
     point_config_at,
 )
-from bridge.simulator.server import running_app
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
 CB_TOKEN = "cb-relay-token"
@@ -162,7 +162,7 @@ async def simulator(
         faults=FaultSettings(**faults),
         seed=seed,
     )
-    async with running_app(app) as url, httpx.AsyncClient(base_url=url, timeout=10.0) as http:
+    async with running_server(app) as url, httpx.AsyncClient(base_url=url, timeout=10.0) as http:
         yield Sim(url, app.state.simulator, http)
 
 

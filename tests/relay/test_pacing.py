@@ -13,8 +13,8 @@ from bridge.config import Config
 from bridge.platforms.base import StockTarget
 from bridge.platforms.cyberbiz import CyberbizClient
 from bridge.relay.pacing import CURRENT, PacedTransport, PaceOn, Send, SendWindow
+from bridge.serve import running_server
 from bridge.simulator import create_app
-from bridge.simulator.server import running_app
 from tests.relay.support import cyberbiz
 
 
@@ -141,7 +141,7 @@ async def test_transport_notes_when_a_write_left() -> None:
     """PacedTransport marks the current Send when a write's body is on the wire; reads not."""
     shop = cyberbiz("cb-paced")
     app = create_app(Config(shops={shop.id: shop}))
-    async with running_app(app) as url:
+    async with running_server(app) as url:
         spec = replace(shop, api_base=f"{url}/cyberbiz/cb-paced")
         transport = PacedTransport(httpx.AsyncHTTPTransport())
         async with httpx.AsyncClient(transport=transport) as http:

@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.simulator import SimulatorOptions, create_app, running_app
+from bridge.serve import running_server
+from bridge.simulator import SimulatorOptions, create_app
 from bridge.simulator.state import SimShop, Variant
 from bridge.simulator.webhooks import (
     bentoweb_variant_webhook,
@@ -69,7 +70,7 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     rec = Receiver()
-    async with running_app(rec.app()) as url:
+    async with running_server(rec.app()) as url:
         yield rec, url
 
 
@@ -114,7 +115,7 @@ async def test_cyberbiz_write_is_echoed_with_a_valid_hmac(
     """An applied PUT reaches the ingress as variants/update, signed with the shop secret."""
     rec, ingress = receiver
     app = create_app(CONFIG, options=SimulatorOptions(webhooks_to=ingress))
-    async with running_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with running_server(app) as url, httpx.AsyncClient(base_url=url) as client:
         path = "/cyberbiz/cb-1/v1/products/1001/product_variants/5001"
         response = await client.put(path, json={"inventory_quantity": 8}, headers=AUTH)
         [hook] = await rec.wait()
@@ -134,7 +135,7 @@ async def test_bentoweb_write_is_echoed_with_old_and_new_stock(
     """A BentoWeb stock write reaches the ingress as variant.update with the token header."""
     rec, ingress = receiver
     app = create_app(CONFIG, options=SimulatorOptions(webhooks_to=ingress))
-    async with running_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with running_server(app) as url, httpx.AsyncClient(base_url=url) as client:
         await client.post("/_sim/stock", json={"shop": "bw-1", "variants": {"77": 5}})
         token = await bento_token(client)
         await client.put(
@@ -159,7 +160,7 @@ async def test_sale_emits_a_webhook_for_every_group_member(
     rec, ingress = receiver
     rec.expected = 2
     app = create_app(CONFIG, options=SimulatorOptions(webhooks_to=ingress))
-    async with running_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with running_server(app) as url, httpx.AsyncClient(base_url=url) as client:
         seed = {"shop": "cb-1", "variants": {"1": 5, "2": 5}, "groups": {"9": 5},
                 "group_members": {"9": ["1", "2"]}}  # fmt: skip
         await client.post("/_sim/stock", json=seed)
@@ -173,11 +174,11 @@ async def test_sale_emits_a_webhook_for_every_group_member(
 
 async def test_unreachable_ingress_never_fails_the_api_answer() -> None:
     """Webhook delivery failures are counted and logged; the write still answers 200."""
-    async with running_app(Starlette()) as dead_url:
+    async with running_server(Starlette()) as dead_url:
         pass  # the port is closed again: nothing listens there now
     app = create_app(CONFIG, options=SimulatorOptions(webhooks_to=dead_url))
     simulator = app.state.simulator
-    async with running_app(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with running_server(app) as url, httpx.AsyncClient(base_url=url) as client:
         path = "/cyberbiz/cb-1/v1/products/1001/product_variants/5001"
         response = await client.put(path, json={"inventory_quantity": 8}, headers=AUTH)
         async with asyncio.timeout(10):
