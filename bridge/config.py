@@ -50,7 +50,7 @@ class IngressConfig:
 
 @dataclass(frozen=True, slots=True)
 class OutboxConfig:
-    dsn: str = DEFAULT_OUTBOX_DSN
+    dsn: str = field(default=DEFAULT_OUTBOX_DSN, repr=False)  # may hold a password
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,13 +75,15 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     processors: Iterable[Any] = [
         *shared_processors(),
         structlog.processors.format_exc_info,
+        redact,  # again: the rendered traceback may quote a URL with a token
         renderer,
     ]
     structlog.configure(
         processors=list(processors),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
-        cache_logger_on_first_use=True,
+        # Not cached: a later configure() (tests, `bridge dev`) must reach loggers already used.
+        cache_logger_on_first_use=False,
     )
     # Libraries (aiokafka, uvicorn, asyncio) log through the stdlib: same format, same redaction.
     handler = logging.StreamHandler(stream)

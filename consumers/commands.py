@@ -108,7 +108,8 @@ async def run(
     publisher = KafkaPublisher(config.kafka, client_id=GROUP)
     try:
         await store.migrate()
-        await publisher.start(wait=True)
+        if not await publisher.start_until(stop):
+            return  # stopped before Kafka was reachable
         app = CommandsConsumer(config, store, publisher)
         await consume(
             config.kafka,

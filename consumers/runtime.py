@@ -94,11 +94,13 @@ async def consume(
             for tp, records in batches.items():
                 if not records:
                     continue
+                # A failed partition is rewound inside _handle; the other partitions' batches of
+                # this poll are still handled (their positions already moved past them).
                 handled = await _handle(consumer, handler, tp, records, stop, retry_delay)
                 if metrics is not None:
-                    _observe(metrics, consumer.highwater(tp), group_id, tp, records, handled)
-                if not handled:
-                    break
+                    assigned = tp in consumer.assignment()
+                    highwater = consumer.highwater(tp) if assigned else None
+                    _observe(metrics, highwater, group_id, tp, records, handled)
     finally:
         if metrics is not None:
             metrics.joined = False
@@ -139,7 +141,9 @@ async def _handle(
     except Exception as exc:
         # Nothing of this batch is committed: rewind and try again after a pause.
         log.exception("batch_failed", **bound, count=len(records), error=str(exc))
-        consumer.seek(tp, records[0].offset)
+        # Revoked meanwhile (rebalance): its new owner starts from the committed offset.
+        with contextlib.suppress(IllegalStateError, AssertionError):
+            consumer.seek(tp, records[0].offset)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), retry_delay)
         return False

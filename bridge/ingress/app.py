@@ -33,7 +33,7 @@ from bridge.errors import (
 )
 from bridge.events import CanonicalEvent
 from bridge.ingress.body import read_limited
-from bridge.ingress.dedup import Deduplicator
+from bridge.ingress.dedup import Abandoned, Deduplicator
 from bridge.ingress.metrics import IngressMetrics
 from bridge.kafka.cloudevents import headers_for
 from bridge.kafka.publisher import KafkaPublisher, Publisher
@@ -151,7 +151,7 @@ class Ingress:
 
         try:
             outcome = await self.dedup.run(event.id, send)
-        except PublishUnavailable as exc:
+        except (PublishUnavailable, Abandoned) as exc:
             self.metrics.rejected.labels(delivery.shop.id, "kafka_unavailable").inc()
             log.warning("webhook_not_published", reason=str(exc))
             retry_after = {"Retry-After": str(self.config.ingress.retry_after)}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from bridge.errors import PayloadTooLarge
+from bridge.errors import InvalidPayload, PayloadTooLarge
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -14,9 +14,12 @@ async def read_limited(request: Request, limit: int) -> bytes:
         raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise InvalidPayload("the sender disconnected before the body was complete") from None
     return b"".join(chunks)

@@ -17,6 +17,10 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+class Abandoned(Exception):
+    """The first attempt for this key was cancelled (shutdown); a twin must not pretend success."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome(Generic[T]):
     value: T
@@ -56,7 +60,14 @@ class Deduplicator(Generic[T]):
         try:
             value = await action()
         except BaseException as exc:
-            future.set_exception(exc)
+            # Twins share the failure; a cancellation becomes Abandoned so that they answer
+            # normally (the platform retries) instead of being cancelled themselves.
+            shared = (
+                Abandoned("first attempt cancelled")
+                if isinstance(exc, asyncio.CancelledError)
+                else exc
+            )
+            future.set_exception(shared)
             future.exception()  # mark retrieved: twins may not exist
             raise
         else:

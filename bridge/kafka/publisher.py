@@ -63,6 +63,17 @@ class KafkaPublisher:
         if wait:
             await asyncio.shield(self._connector)
 
+    async def start_until(self, stop: asyncio.Event) -> bool:
+        """Start and wait for the first connection, unless ``stop`` is set first (False then)."""
+        await self.start()
+        assert self._connector is not None  # noqa: S101 - start() just created it
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({self._connector, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        return self.ready
+
     async def _connect_forever(self) -> None:
         delay = 0.5
         while True:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bridge.ingress.dedup import Deduplicator
+from bridge.ingress.dedup import Abandoned, Deduplicator
 
 
 class Clock:
@@ -78,3 +78,23 @@ def _value(value: str):  # type: ignore[no-untyped-def]
         return value
 
     return action
+
+
+async def test_a_cancelled_first_attempt_abandons_its_twins() -> None:
+    """If the first attempt is cancelled (shutdown), a waiting twin gets Abandoned, not a
+    cancellation of its own, so the ingress can answer it 503."""
+    dedup: Deduplicator[str] = Deduplicator(10, window=600, clock=Clock())
+    gate = asyncio.Event()
+
+    async def slow() -> str:
+        await gate.wait()
+        return "never"
+
+    first = asyncio.create_task(dedup.run("k", slow))
+    await asyncio.sleep(0)
+    twin = asyncio.create_task(dedup.run("k", slow))
+    await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(Abandoned):
+        await twin
+    assert first.cancelled()
