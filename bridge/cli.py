@@ -34,7 +34,11 @@ def _config_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="bridge",
+        description="commerce-bridge: platform webhooks into Kafka events, and decisions made by "
+        "Kafka consumers back into rate-limited, idempotent platform API writes.",
+    )
     parser.add_argument("--version", action="version", version=f"commerce-bridge {__version__}")
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
@@ -50,13 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)")
     check.set_defaults(func=_config_check)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # not built yet
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
