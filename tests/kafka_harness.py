@@ -15,7 +15,8 @@ from uuid import uuid4
 import pytest
 
 from bridge.config import KafkaConfig
-from bridge.kafka.local import LocalKafka, LocalKafkaError
+from bridge.kafka.jars import LocalKafkaError
+from bridge.kafka.local import LocalKafka
 from bridge.kafka.topics import Topics, ensure_topics
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"  # Apache Kafka 3.9, KRaft

@@ -16,13 +16,8 @@ from aiokafka.errors import KafkaError
 
 from bridge.config import load_config
 from bridge.errors import BridgeError, ConfigError
-from bridge.kafka.local import (
-    DEFAULT_VERSION,
-    LocalKafka,
-    LocalKafkaError,
-    running_broker,
-    stop_broker,
-)
+from bridge.kafka.jars import DEFAULT_VERSION, LocalKafkaError
+from bridge.kafka.local import LocalKafka, running_broker, stop_broker
 from bridge.kafka.topics import Topics, ensure_topics
 
 DEFAULT_PORT = 9092  # bridge.toml's default kafka.bootstrap_servers is 127.0.0.1:9092

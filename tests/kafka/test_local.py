@@ -19,10 +19,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bridge.config import KafkaConfig
 from bridge.kafka import cli
-from bridge.kafka.local import (
+from bridge.kafka.jars import (
     DEFAULT_VERSION,
     MARKER,
-    LocalKafka,
     LocalKafkaError,
     ToolMissing,
     cache_dir,
@@ -30,6 +29,9 @@ from bridge.kafka.local import (
     cached_libs,
     fetch,
     find_java,
+)
+from bridge.kafka.local import (
+    LocalKafka,
     new_cluster_id,
     running_broker,
     server_properties,
