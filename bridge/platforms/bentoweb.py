@@ -340,9 +340,15 @@ class BentoWebClient:
         content = _http.encode_body({STOCK_FIELD: quantity}, self.shop.max_request_bytes)
         token = await self.access_token()
         response = await self._write(url, content, token, idempotency_key)
-        if response.status_code == 401:  # revoked or expired early: one fresh token, one retry
-            token = await self.access_token(stale=token)
-            response = await self._write(url, content, token, idempotency_key)
+        if response.status_code == 401:
+            # Revoked or expired early: fetch a fresh token now, but retry the write through the
+            # relay (a new rate-limit slot), never as an extra request beyond the shop's limit.
+            await self.access_token(stale=token)
+            raise PlatformError(
+                "BentoWeb rejected the access token; refreshed it, the write will be retried",
+                status=401,
+                retryable=True,
+            )
         _http.check(response, NAME, self.clock())
 
     async def _write(self, url: str, content: bytes, token: str, key: str) -> httpx.Response:

@@ -72,6 +72,7 @@ class _Lane:
     started: float
     renewed: float
     held: bool = True
+    put_back: bool = False  # rows went back unsent: end the lane rather than claim again
 
 
 @dataclass(slots=True, eq=False)  # identity equality: batches live in a set
@@ -259,7 +260,10 @@ class Relay:
         lease = self.settings.lease_seconds
         now = self.clock()
         if not await self.store.acquire_lane(shop, self.owner, lease, now):
-            return  # another relay sends to this shop now
+            # Another relay sends to this shop now: look again after a poll interval, not at
+            # once (the lane ending wakes the poll loop, and the shop is still due).
+            self._cooldown[shop] = now + self.settings.poll_interval
+            return
         lane = _Lane(shop, spec, client, started=now, renewed=now)
         try:
             while not self._stopping:
@@ -275,7 +279,7 @@ class Relay:
                 if not rows:
                     break
                 await self._send_batch(lane, rows)
-                if not lane.held:
+                if not lane.held or lane.put_back:
                     break
         except Exception:
             log.exception("relay_lane_failed", shop=shop)
@@ -361,11 +365,16 @@ class Relay:
         for index, (row, slot) in enumerate(zip(rows, slots, strict=True)):
             if slot > self._horizon(row):
                 await self.outcomes.put_back(rows[index:], slot, "no send slot within the lease")
+                lane.put_back = True
                 return []
             await sleep_until(self.clock, slot, batch.interrupt)
             await window.wait_turn(batch.interrupt)  # the earlier writes have arrived
             if batch.interrupt.is_set():
                 return rows[index:]
+            if self.clock() > self._horizon(row):  # waiting for the window used the lease up
+                await self.outcomes.put_back(rows[index:], self.clock(), "lease nearly over")
+                lane.put_back = True
+                return []
             if lane.held and self.clock() - lane.renewed >= lease / 3:
                 await self._renew(lane)  # a lost lane: finish this batch, then stop
             send = window.start()
