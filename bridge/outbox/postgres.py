@@ -281,7 +281,14 @@ class PostgresOutboxStore:
         return changed == 1
 
     async def mark_retry(
-        self, id: int, owner: str, next_attempt_at: float, error: str, now: float
+        self,
+        id: int,
+        owner: str,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        *,
+        sent: bool = True,
     ) -> bool:
         changed = await self._execute(
             "UPDATE outbox o SET status = CASE WHEN o.kind = 'set_stock' AND EXISTS ("
@@ -289,6 +296,7 @@ class PostgresOutboxStore:
             "  AND n.kind = 'set_stock' AND n.id > o.id AND n.status = 'pending')"
             " THEN 'superseded' ELSE 'pending' END,"
             " next_attempt_at = $3, last_error = $4, updated_at = $5,"
+            " attempts = GREATEST(o.attempts - $6, 0),"
             " lease_owner = NULL, lease_until = NULL"
             " WHERE o.id = $1 AND o.status = 'in_flight' AND o.lease_owner = $2",
             id,
@@ -296,6 +304,7 @@ class PostgresOutboxStore:
             next_attempt_at,
             error,
             now,
+            0 if sent else 1,
         )
         return changed == 1
 

@@ -321,7 +321,14 @@ class SQLiteOutboxStore:
         return changed == 1
 
     async def mark_retry(
-        self, id: int, owner: str, next_attempt_at: float, error: str, now: float
+        self,
+        id: int,
+        owner: str,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        *,
+        sent: bool = True,
     ) -> bool:
         changed = await self._change(
             "UPDATE outbox SET status = CASE WHEN kind = 'set_stock' AND EXISTS ("
@@ -329,9 +336,13 @@ class SQLiteOutboxStore:
             "  AND n.kind = 'set_stock' AND n.id > outbox.id AND n.status = 'pending')"
             " THEN 'superseded' ELSE 'pending' END,"
             " next_attempt_at = :next, last_error = :error, updated_at = :now,"
+            " attempts = MAX(attempts - :undo, 0),"
             f" lease_owner = NULL, lease_until = NULL WHERE {_LEASED}",
-            {"id": id, "owner": owner, "next": next_attempt_at, "error": error, "now": now},
-        )
+            {
+                "id": id, "owner": owner, "next": next_attempt_at, "error": error, "now": now,
+                "undo": 0 if sent else 1,
+            },
+        )  # fmt: skip
         return changed == 1
 
     async def mark_dead(self, id: int, owner: str, error: str, now: float) -> bool:

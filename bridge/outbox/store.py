@@ -172,9 +172,19 @@ class OutboxStore(Protocol):
     async def mark_done(self, id: int, owner: str, now: float) -> bool: ...
 
     async def mark_retry(
-        self, id: int, owner: str, next_attempt_at: float, error: str, now: float
+        self,
+        id: int,
+        owner: str,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        *,
+        sent: bool = True,
     ) -> bool:
-        """Back to pending (or superseded if a newer set_stock for its target is pending)."""
+        """Back to pending (or superseded if a newer set_stock for its target is pending).
+
+        ``sent=False`` returns a row that was claimed but never sent: its claim is not an attempt.
+        """
 
     async def mark_dead(self, id: int, owner: str, error: str, now: float) -> bool: ...
 

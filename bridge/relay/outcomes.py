@@ -112,12 +112,13 @@ class Outcomes:
         )
 
     async def put_back(self, rows: list[OutboxRow], due: float, why: str) -> None:
-        """Return claimed rows unsent, due again at ``due`` (their claim counts as an attempt)."""
+        """Return claimed rows unsent, due again at ``due``; their claim is not an attempt, so
+        put-backs never bring a row closer to ``max_attempts``."""
         now = self.clock()
         due = max(now, due)
         reason = f"not sent: {why}"
         for row in rows:
-            if not await self.store.mark_retry(row.id, self.owner, due, reason, now):
+            if not await self.store.mark_retry(row.id, self.owner, due, reason, now, sent=False):
                 self._lost(row, "retry")
                 continue
             self.metrics.attempts.labels(row.shop, "unsent").inc()

@@ -122,6 +122,22 @@ async def test_relay_whose_lease_was_taken_over_cannot_overwrite(store: OutboxSt
     assert True is await store.mark_done(result.id, "relay-2", T0 + LEASE + 1)
 
 
+async def test_a_row_put_back_unsent_keeps_its_attempt_count(store: OutboxStore) -> None:
+    """A claim returned with sent=False is not an attempt; a failed send (sent=True) is."""
+    (result,) = await add(store, write("variant:1", "k1"))
+    for i in range(3):  # claimed and put back unsent three times
+        (row,) = await store.claim("shop-a", "relay-1", 10, LEASE, T0 + i)
+        assert 1 == row.attempts
+        assert True is await store.mark_retry(
+            row.id, "relay-1", T0 + i, "no slot", T0 + i, sent=False
+        )
+    (row,) = await store.claim("shop-a", "relay-1", 10, LEASE, T0 + 10)
+    assert 1 == row.attempts
+    assert True is await store.mark_retry(row.id, "relay-1", T0 + 10, "HTTP 503", T0 + 10)
+    (row,) = await store.claim("shop-a", "relay-1", 10, LEASE, T0 + 20)
+    assert (result.id, 2) == (row.id, row.attempts)
+
+
 async def test_mark_done_retry_dead_record_the_outcome(store: OutboxStore) -> None:
     """Each result sets its status, clears the lease and keeps the error."""
     done, retry, dead = await add(
