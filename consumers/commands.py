@@ -29,16 +29,14 @@ GROUP = "bridge-commands"
 log = get_logger(__name__)
 
 
-def dead_letter(
-    reason: str, record: Any, now: float, *, kind: str = "invalid_command"
-) -> dict[str, Any]:
-    """A ``schemas/dlq.v1.json`` document for a record that cannot be processed."""
+def dead_letter(reason: str, record: Any, now: float) -> dict[str, Any]:
+    """A ``schemas/dlq.v1.json`` document (kind ``invalid_command``) for a command refused."""
     try:
         original: Any = orjson.loads(record.value or b"")
     except orjson.JSONDecodeError:
         original = (record.value or b"").decode("utf-8", "replace")
     return {
-        "kind": kind,
+        "kind": "invalid_command",
         "reason": reason,
         "at": rfc3339(datetime.fromtimestamp(now, UTC)),
         "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},

@@ -10,15 +10,13 @@ import secrets
 import socket
 
 import httpx
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from bridge.config import Config, load_config
 from bridge.kafka.publisher import KafkaPublisher
 from bridge.log import get_logger
+from bridge.ops import ops_app
 from bridge.outbox.store import open_store
 from bridge.platforms import client_for
 from bridge.platforms.base import PlatformClient
@@ -131,22 +129,9 @@ def http_client(config: Config) -> httpx.AsyncClient:
 
 
 def metrics_app(relay: Relay, registry: CollectorRegistry, publisher: KafkaPublisher) -> Starlette:
-    async def metrics(_request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    async def healthz(_request: Request) -> Response:
-        return JSONResponse({"ok": True})
-
-    async def readyz(_request: Request) -> Response:
-        body = {"ready": relay.ready, "kafka": publisher.ready, "lanes": relay.active_lanes}
-        return JSONResponse(body, status_code=200 if relay.ready else 503)
-
-    return Starlette(
-        routes=[
-            Route("/metrics", metrics),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-        ]
+    return ops_app(
+        registry,
+        lambda: (relay.ready, {"kafka": publisher.ready, "lanes": relay.active_lanes}),
     )
 
 

@@ -121,8 +121,7 @@ class Outcomes:
             if not await self.store.mark_retry(row.id, self.owner, due, reason, now, sent=False):
                 self._lost(row, "retry")
                 continue
-            self.metrics.attempts.labels(row.shop, "unsent").inc()
-            self._publish(row, "retry", now, error=reason, next_attempt_at=due)
+            self._report(row, "retry", now, error=reason, next_attempt_at=due, outcome="unsent")
 
     def _report(
         self,
@@ -133,22 +132,10 @@ class Outcomes:
         http_status: int | None = None,
         error: str | None = None,
         next_attempt_at: float | None = None,
+        outcome: str | None = None,
     ) -> None:
-        self.metrics.attempts.labels(row.shop, status).inc()
-        self._publish(
-            row, status, now, http_status=http_status, error=error, next_attempt_at=next_attempt_at
-        )
-
-    def _publish(
-        self,
-        row: OutboxRow,
-        status: DeliveryStatus,
-        now: float,
-        *,
-        http_status: int | None = None,
-        error: str | None = None,
-        next_attempt_at: float | None = None,
-    ) -> None:
+        """Count the outcome (``outcome`` defaults to ``status``) and publish the delivery."""
+        self.metrics.attempts.labels(row.shop, outcome or status).inc()
         document = delivery_document(
             row, status, now, http_status=http_status, error=error, next_attempt_at=next_attempt_at
         )
