@@ -3,7 +3,8 @@
 ``fetch`` resolves ``org.apache.kafka:kafka_2.13`` and a log4j2 backend with Maven into a
 per-version cache; ``LocalKafka`` formats a data directory once (single-node KRaft, combined
 broker and controller) and runs ``kafka.Kafka`` in its own process group, ready only once a
-metadata request succeeds. ``bridge kafka start|stop`` and the test harness are built on it.
+metadata request succeeds. ``commerce-bridge kafka start|stop`` and the test harness are built on
+it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any, Self, TextIO, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from bridge.kafka.jars import (
+from bridge.devtools.kafka.jars import (
     DEFAULT_VERSION,
     LocalKafkaError,
     checked_version,
@@ -102,7 +103,8 @@ def server_properties(
         "controller.quorum.voters": f"1@{HOST}:{controller_port}",
         "log.dirs": str(log_dirs),
         "num.partitions": str(partitions),
-        # Convenient in development; `bridge topics ensure` still creates the topics explicitly.
+        # Convenient in development; `commerce-bridge topics ensure` still creates the topics
+        # explicitly.
         "auto.create.topics.enable": "true",
         "offsets.topic.replication.factor": "1",
         "offsets.topic.num.partitions": "10",
@@ -313,7 +315,7 @@ class LocalKafka:
             raise LocalKafkaError(
                 f"a broker from {self.data_dir} is already running (pid {other.pid}, "
                 f"{other.bootstrap_servers}); stop it with: "
-                f"bridge kafka stop --data-dir {self.data_dir}"
+                f"commerce-bridge kafka stop --data-dir {self.data_dir}"
             )
         libs = fetch(self.version, env=self._env, progress=self._progress)
         java = find_java(self._env)
@@ -367,7 +369,8 @@ class LocalKafka:
     def release(self) -> int:
         """Leave the broker running beyond this object (``--detach``); return its pid.
 
-        ``stop_broker(data_dir)`` (``bridge kafka stop``) finds it again through the pid file.
+        ``stop_broker(data_dir)`` (``commerce-bridge kafka stop``) finds it again through the pid
+        file.
         """
         proc, self._proc = self._proc, None
         if proc is None:
