@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from bridge.outbox import OutboxError, open_store
+from bridge.outbox.bucket import gcra_slots
+from bridge.outbox.migrations import load_migrations, split_sql
 from bridge.outbox.sqlite import sqlite_path
-from bridge.outbox.store import gcra_slots, load_migrations, split_sql
 from tests.outbox.helpers import T0, write
 
 
