@@ -100,8 +100,9 @@ class SQLiteOutboxStore(SQLOutboxStore):
 
     sql = Statements(SQLITE)
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str, busy_timeout: float) -> None:
         self._conn = conn
+        self.busy_timeout = busy_timeout
         self._session = _Session(conn)
         self.path = path
         self._lock = asyncio.Lock()
@@ -127,7 +128,7 @@ class SQLiteOutboxStore(SQLOutboxStore):
         except sqlite3.Error as exc:
             await conn.close()
             raise OutboxError(f"cannot open SQLite outbox {path!r}: {exc}") from exc
-        return cls(conn, path)
+        return cls(conn, path, busy_timeout)
 
     async def close(self) -> None:
         await self._conn.close()
@@ -149,11 +150,7 @@ class SQLiteOutboxStore(SQLOutboxStore):
         async with self._lock:
             token = _OPEN.set(_OPEN.get() | {id(self)})
             try:
-                try:
-                    await _complete(self._conn.execute("BEGIN IMMEDIATE"))
-                except asyncio.CancelledError:
-                    await _complete(self._rollback())
-                    raise
+                await self._begin()
                 try:
                     yield self._session
                     await _complete(self._conn.execute("COMMIT"))
@@ -162,6 +159,27 @@ class SQLiteOutboxStore(SQLOutboxStore):
                     raise
             finally:
                 _OPEN.reset(token)
+
+    async def _begin(self) -> None:
+        """Take the write lock; a cancellation waits for BEGIN to end, then rolls it back."""
+        try:
+            await _complete(self._conn.execute("BEGIN IMMEDIATE"))
+        except asyncio.CancelledError:
+            await _complete(self._rollback())
+            raise
+        except sqlite3.OperationalError as exc:
+            raise OutboxError(
+                f"the SQLite outbox {self.path!r} stayed locked by another writer for"
+                f" busy_timeout ({self.busy_timeout:g} s): {exc}"
+            ) from exc
+
+    async def pragmas(self) -> dict[str, Any]:
+        """The connection's settings that durability depends on (synchronous 2 is FULL)."""
+        names = ("journal_mode", "synchronous", "busy_timeout")
+        async with self._read():
+            return {
+                n: next(iter(await self._conn.execute_fetchall(f"PRAGMA {n}")))[0] for n in names
+            }
 
     async def _rollback(self) -> None:
         if self._conn.in_transaction:  # some errors end the transaction themselves
