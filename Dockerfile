@@ -1,10 +1,10 @@
 # syntax=docker/dockerfile:1
-# commerce-bridge: the `bridge` command and nothing else. No JDK: in production Kafka runs
-# elsewhere (Strimzi or a managed cluster), so `bridge kafka start` is not for this image.
+# commerce-bridge: the `commerce-bridge` command and nothing else. No JDK: in production Kafka runs
+# elsewhere (Strimzi or a managed cluster), so `commerce-bridge kafka start` is not for this image.
 #
 #   docker build -t commerce-bridge:0.1.0 .
 #   docker run --rm -p 8080:8080 -v "$PWD/bridge.toml:/etc/bridge/bridge.toml:ro" \
-#       --env-file bridge.env commerce-bridge:0.1.0            # = bridge ingress --config …
+#       --env-file bridge.env commerce-bridge:0.1.0            # = commerce-bridge ingress --config …
 #
 # Kubernetes manifests: deploy/ (docs/deploy.md). Pin the base image by digest in your registry's
 # build if you need bit-for-bit rebuilds: --build-arg PYTHON_IMAGE=python:3.11-slim@sha256:…
@@ -42,11 +42,11 @@ RUN groupadd --system --gid 10001 bridge \
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv /opt/bridge \
  && /opt/bridge/bin/pip install --no-index --find-links=/wheels commerce-bridge \
- && /opt/bridge/bin/bridge --version
+ && /opt/bridge/bin/commerce-bridge --version
 WORKDIR /var/bridge
 USER 10001:10001
 EXPOSE 8080
-# Python is PID 1 on purpose: every `bridge` process handles SIGTERM itself (stop taking work,
+# Python is PID 1 on purpose: every `commerce-bridge` process handles SIGTERM itself (stop taking work,
 # drain, commit, exit 0) and starts no child processes in production.
-ENTRYPOINT ["bridge"]
+ENTRYPOINT ["commerce-bridge"]
 CMD ["ingress", "--config", "/etc/bridge/bridge.toml"]

@@ -40,7 +40,7 @@ from typing import Any
 import orjson
 
 from bridge.config import ShopConfig
-from bridge.sign import sign_request
+from bridge.devtools.sign import sign_request
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "bridge" / "data" / "samples"
@@ -120,7 +120,8 @@ def taipei_stamp(now: float) -> str:
 
 
 class SignedRequests:
-    """Distinct ``orders/create`` deliveries as raw HTTP requests, signed like ``bridge sign``."""
+    """Distinct ``orders/create`` deliveries as raw HTTP requests, signed like ``commerce-bridge
+    sign``."""
 
     def __init__(self, shop: ShopConfig, host: str, template: OrderTemplate) -> None:
         self.shop = shop

@@ -139,7 +139,8 @@ def load(path: Path | str) -> Config:
 
 
 def worker_bare(args: argparse.Namespace) -> int:
-    """Baseline (a): ``bridge ingress``'s uvicorn set-up around an app that only answers 202."""
+    """Baseline (a): ``commerce-bridge ingress``'s uvicorn set-up around an app that only answers
+    202."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -299,7 +300,7 @@ class Bench:
             self.bootstrap = external
             self.results.facts.append(("Kafka", f"external, {external} (version not probed)"))
             return
-        from bridge.kafka.local import LocalKafka
+        from bridge.devtools.kafka.local import LocalKafka
 
         log("starting a local Kafka broker")
         kafka = LocalKafka(self.tmp / "kafka", progress=sys.stderr)

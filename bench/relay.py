@@ -1,4 +1,5 @@
-"""Relay benchmark: real ``bridge relay`` and ``bridge simulate`` processes over real HTTP.
+"""Relay benchmark: real ``commerce-bridge relay`` and ``commerce-bridge simulate`` processes over
+real HTTP.
 
     python bench/relay.py [--quick] [--dsn postgresql://…] [--no-kafka]
 
@@ -15,7 +16,8 @@ Measures, each phase with fresh relay process(es) on one outbox database:
 
 The outbox is SQLite in a temporary directory unless ``--dsn`` names a PostgreSQL database.
 Delivery records go to Kafka at ``$KAFKA_BOOTSTRAP_SERVERS``, else to a local broker started here
-(``bridge.kafka.local``); ``--no-kafka`` runs the relays against an unreachable broker (records
+(``bridge.devtools.kafka.local``); ``--no-kafka`` runs the relays against an unreachable broker
+(records
 dropped and counted), which the report says. Progress goes to stderr, the table to stdout.
 """
 
@@ -40,7 +42,7 @@ from _common import Child, CpuMeter, log, machine_facts, percentile, wait_http
 
 from bridge.commands import SetStock, to_write
 from bridge.config import KafkaConfig
-from bridge.kafka.local import LocalKafka
+from bridge.devtools.kafka.local import LocalKafka
 from bridge.kafka.topics import ensure_topics
 from bridge.outbox import NewWrite, OutboxStore, Status, open_store
 from bridge.platforms.base import StockTarget
@@ -130,7 +132,8 @@ async def wait_done(store: OutboxStore, shops: set[str], count: int, timeout: fl
         done = sum(n for (shop, status), n in counts.items() if shop in shops and status == "done")
         dead = sum(n for (shop, status), n in counts.items() if shop in shops and status == "dead")
         if dead:
-            raise RuntimeError(f"{dead} rows went dead: see `bridge outbox list --status dead`")
+            hint = "see `commerce-bridge outbox list --status dead`"
+            raise RuntimeError(f"{dead} rows went dead: {hint}")
         if done >= count:
             return
         if time.monotonic() > deadline:
@@ -376,7 +379,7 @@ def main() -> int:
             log("starting a local Kafka broker")
             broker = LocalKafka(tmp / "kafka")
             bootstrap = broker.start()
-            note = "local Kafka (bridge.kafka.local)"
+            note = "local Kafka (bridge.devtools.kafka.local)"
         try:
             rows = run(bench(args, tmp, bootstrap, note))
         finally:

@@ -1,4 +1,4 @@
-"""``bridge``: one command line for every process and operator task (ARCHITECTURE §8)."""
+"""``commerce-bridge``: one command line for every process and operator task (ARCHITECTURE §8)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from bridge.errors import BridgeError, ConfigError
 
 # Modules that add sub-commands through ``register(subparsers)``.
 COMMAND_MODULES = (
-    "bridge.dev",
+    "bridge.devtools.dev",
     "bridge.ingress.cli",
     "bridge.kafka.cli",
-    "bridge.sign",
-    "bridge.simulator.cli",
+    "bridge.devtools.kafka.cli",
+    "bridge.devtools.sign",
+    "bridge.devtools.simulator.cli",
     "bridge.outbox.cli",
     "bridge.relay.cli",
     "consumers.cli",
@@ -35,7 +36,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bridge",
+        prog="commerce-bridge",
         description="commerce-bridge: platform webhooks into Kafka events, and decisions made by "
         "Kafka consumers back into rate-limited, idempotent platform API writes.",
     )

@@ -36,6 +36,7 @@ class KafkaConfig:
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None  # CA bundle for SSL/SASL_SSL; None: the system's
     linger_ms: int = 5
 
 
@@ -251,7 +252,7 @@ class _Reader:
             {
                 "bootstrap_servers", "topic_prefix", "partitions", "replication_factor",
                 "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password",
-                "linger_ms",
+                "ssl_cafile", "linger_ms",
             },
         )  # fmt: skip
         servers = self.env.get("BRIDGE_KAFKA_BOOTSTRAP_SERVERS") or self.string(
@@ -280,8 +281,17 @@ class _Reader:
             sasl_mechanism=mechanism,
             sasl_username=self.optional_secret(raw, k, "sasl_username"),
             sasl_password=self.optional_secret(raw, k, "sasl_password"),
+            ssl_cafile=self._cafile(raw, k),
             linger_ms=self.integer(raw, k, "linger_ms", 5, minimum=0),
         )
+
+    def _cafile(self, raw: Mapping[str, Any], k: str) -> str | None:
+        value = raw.get("ssl_cafile")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not Path(value).is_file():
+            raise ConfigError(f"{k}.ssl_cafile", f"must name a readable CA file, got {value!r}")
+        return value
 
     def ingress(self, raw: dict[str, Any]) -> IngressConfig:
         k = "ingress"

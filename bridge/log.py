@@ -82,7 +82,8 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         processors=list(processors),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
-        # Not cached: a later configure() (tests, `bridge dev`) must reach loggers already used.
+        # Not cached: a later configure() (tests, `commerce-bridge dev`) must reach loggers already
+        # used.
         cache_logger_on_first_use=False,
     )
     # Libraries (aiokafka, uvicorn, asyncio) log through the stdlib: same format, same redaction.

@@ -1,4 +1,4 @@
-"""``bridge consume GROUP``: run one consumer-group application until SIGTERM."""
+"""``commerce-bridge consume GROUP``: run one consumer-group application until SIGTERM."""
 
 from __future__ import annotations
 

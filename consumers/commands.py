@@ -1,4 +1,4 @@
-"""``bridge consume commands``: group ``bridge-commands`` moves commands into the outbox.
+"""``commerce-bridge consume commands``: group ``bridge-commands`` moves commands into the outbox.
 
 Valid commands become outbox rows (one DB transaction per partition batch, offset committed after
 it); invalid ones go to ``commerce.dlq`` with the reason. Replays are harmless: the outbox ignores

@@ -1,8 +1,8 @@
 """The real Kafka broker for the test session, and a fresh topic prefix per test.
 
 ``kafka_bootstrap`` uses, in this order: ``$KAFKA_BOOTSTRAP_SERVERS`` (a broker you run
-yourself, e.g. ``bridge kafka start --detach --port 0``), testcontainers' Kafka when a Docker
-engine answers, or a :class:`~bridge.kafka.local.LocalKafka` in a temporary directory.
+yourself, e.g. ``commerce-bridge kafka start --detach --port 0``), testcontainers' Kafka when a Docker
+engine answers, or a :class:`~bridge.devtools.kafka.local.LocalKafka` in a temporary directory.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from uuid import uuid4
 import pytest
 
 from bridge.config import KafkaConfig
-from bridge.kafka.jars import LocalKafkaError
-from bridge.kafka.local import LocalKafka
+from bridge.devtools.kafka.jars import LocalKafkaError
+from bridge.devtools.kafka.local import LocalKafka
 from bridge.kafka.topics import Topics, ensure_topics
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"  # Apache Kafka 3.9, KRaft
@@ -44,12 +44,12 @@ def topic_prefix() -> str:
 
 @pytest.fixture
 async def kafka_topics(kafka_bootstrap: str, topic_prefix: str) -> Topics:
-    """The eight bridge topics under this test's prefix, created and ready (3 partitions)."""
+    """The eight commerce-bridge topics under this test's prefix, created and ready (3 partitions)."""
     return await create_topics(kafka_bootstrap, topic_prefix)
 
 
 async def create_topics(bootstrap_servers: str, prefix: str, partitions: int = 3) -> Topics:
-    """Create the bridge topics under ``prefix`` and return their names."""
+    """Create the commerce-bridge topics under ``prefix`` and return their names."""
     cfg = KafkaConfig(bootstrap_servers=bootstrap_servers, topic_prefix=prefix)
     await ensure_topics(cfg, partitions=partitions)
     return Topics(prefix)

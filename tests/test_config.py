@@ -143,7 +143,7 @@ def test_sync_member_needs_exactly_one_target() -> None:
 
 
 def test_example_file_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
-    """bridge.example.toml passes `bridge config check` once its env secrets exist."""
+    """bridge.example.toml passes `commerce-bridge config check` once its env secrets exist."""
     from bridge.cli import main
 
     root = Path(__file__).parents[1]
@@ -158,7 +158,7 @@ def test_example_file_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_config_check_names_the_bad_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`bridge config check` on a broken file exits 2 and names the key."""
+    """`commerce-bridge config check` on a broken file exits 2 and names the key."""
     from bridge.cli import main
 
     path = tmp_path / "bridge.toml"

@@ -59,7 +59,7 @@ def write_config(tmp_path: Path, bootstrap: str, prefix: str) -> Path:
 async def test_ingress_exits_0_on_sigterm(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    """`bridge ingress` serves, then on SIGTERM stops and exits 0 after flushing the producer."""
+    """`commerce-bridge ingress` serves, then on SIGTERM stops and exits 0 after flushing the producer."""
     config = write_config(tmp_path, kafka_bootstrap, topic_prefix)
     port = free_port()
     proc = await start(
@@ -76,7 +76,7 @@ async def test_ingress_exits_0_on_sigterm(
 async def test_commands_consumer_exits_0_on_sigterm(
     kafka_bootstrap: str, kafka_topics: object, topic_prefix: str, tmp_path: Path
 ) -> None:
-    """`bridge consume commands` joins its group and says so on /readyz; on SIGTERM it leaves the
+    """`commerce-bridge consume commands` joins its group and says so on /readyz; on SIGTERM it leaves the
     group and exits 0."""
     config = write_config(tmp_path, kafka_bootstrap, topic_prefix)
     port = free_port()

@@ -1,4 +1,4 @@
-"""``bridge ingress``: serve the webhook endpoint."""
+"""``commerce-bridge ingress``: serve the webhook endpoint."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``bridge outbox list|retry|purge``: the operator's view of the outbox.
+"""``commerce-bridge outbox list|retry|purge``: the operator's view of the outbox.
 
 Each command reads the dsn from the configuration (``--config`` or ``BRIDGE_CONFIG``), runs the
 schema migrations (idempotent) and exits 0 on success, 1 when the operation did not apply, 2 on
@@ -27,7 +27,7 @@ Command = Callable[[OutboxStore, argparse.Namespace, float], Awaitable[int]]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``outbox list|retry|purge`` to the ``bridge`` command line."""
+    """Add ``outbox list|retry|purge`` to the ``commerce-bridge`` command line."""
     outbox = subparsers.add_parser("outbox", help="inspect, retry and purge outbox rows")
     commands = outbox.add_subparsers(dest="outbox_command", metavar="COMMAND", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -122,7 +122,7 @@ async def _retry(store: OutboxStore, args: argparse.Namespace, now: float) -> in
         reason = f"it is {row.status.value}, only dead rows can be retried"
     else:
         reason = f"a newer {row.kind} for {row.shop} {row.target} replaced it"
-    sys.stderr.write(f"bridge outbox retry: row {args.id} not retried: {reason}\n")
+    sys.stderr.write(f"commerce-bridge outbox retry: row {args.id} not retried: {reason}\n")
     return 1
 
 
@@ -142,7 +142,7 @@ def _run(args: argparse.Namespace, command: Command) -> int:
     try:
         return asyncio.run(_with_store(dsn, args, command))
     except OutboxError as exc:
-        sys.stderr.write(f"bridge outbox: {exc}\n")
+        sys.stderr.write(f"commerce-bridge outbox: {exc}\n")
         return 1
 
 
@@ -156,7 +156,7 @@ async def _with_store(dsn: str, args: argparse.Namespace, command: Command) -> i
 
 
 def _usage(message: str) -> int:
-    sys.stderr.write(f"bridge outbox: {message}\n")
+    sys.stderr.write(f"commerce-bridge outbox: {message}\n")
     return 2
 
 

@@ -1,6 +1,7 @@
 """The relay: outbox rows to the platforms' write APIs, rate limited, retried, idempotent.
 
-Invariants: docs/relay.md. ``Relay`` is the engine; ``bridge relay`` (:mod:`bridge.relay.cli`) runs
+Invariants: docs/relay.md. ``Relay`` is the engine; ``commerce-bridge relay``
+(:mod:`bridge.relay.cli`) runs
 it as a process with its store, HTTP client, platform clients, Kafka publisher and /metrics.
 """
 

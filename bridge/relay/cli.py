@@ -1,4 +1,5 @@
-"""``bridge relay``: deliver the outbox to the platforms until SIGTERM, with /metrics on a port."""
+"""``commerce-bridge relay``: deliver the outbox to the platforms until SIGTERM, with /metrics on a
+port."""
 
 from __future__ import annotations
 

@@ -80,9 +80,9 @@ def test_build_makes_wheels_and_runtime_installs_only_them_into_a_venv() -> None
 
 
 def test_runtime_runs_bridge_ingress_as_uid_10001() -> None:
-    """USER 10001, ENTRYPOINT bridge, CMD a valid `bridge ingress`, EXPOSE the ingress port."""
+    """USER 10001, ENTRYPOINT bridge, CMD a valid `commerce-bridge ingress`, EXPOSE the ingress port."""
     assert [f"{UID}:{UID}"] == arguments("runtime", "USER")
-    assert [["bridge"]] == [json.loads(a) for a in arguments("runtime", "ENTRYPOINT")]
+    assert [["commerce-bridge"]] == [json.loads(a) for a in arguments("runtime", "ENTRYPOINT")]
     (cmd,) = [json.loads(a) for a in arguments("runtime", "CMD")]
     assert ["ingress", "--config", "/etc/bridge/bridge.toml"] == cmd
     parsed = build_parser().parse_args(cmd)

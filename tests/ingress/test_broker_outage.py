@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from bridge.config import Config
+from bridge.devtools.kafka.local import LocalKafka
+from bridge.devtools.sign import sign_request
 from bridge.ingress.app import create_app
-from bridge.kafka.local import LocalKafka
 from bridge.kafka.topics import ensure_topics
 from bridge.serve import running_server
-from bridge.sign import sign_request
 from tests.ingress.test_kafka import read_topic, wait_ready
 from tests.support import fixture_bytes, make_config
 

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.config import Config
+from bridge.devtools.sign import sign_request
 from bridge.ingress.app import create_app
-from bridge.sign import sign_request
 from tests.support import CB_SECRET, RecordingPublisher, fixture_bytes, make_config
 
 VARIANT = b'{"id": 5001, "product_id": 1001, "inventory_quantity": 7, "updated_at": "2024-07-11 14:27:46"}'

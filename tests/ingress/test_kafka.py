@@ -15,11 +15,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from jsonschema import Draft202012Validator
 
 from bridge.config import Config
+from bridge.devtools.sign import sign_request
 from bridge.ingress.app import create_app
 from bridge.kafka.topics import ensure_topics
 from bridge.privacy import Privacy
 from bridge.serve import running_server
-from bridge.sign import sign_request
 from tests.support import fixture_bytes, make_config
 
 pytestmark = pytest.mark.kafka

@@ -20,7 +20,7 @@ def stdout_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bridge")
+    parser = argparse.ArgumentParser(prog="commerce-bridge")
     cli.register(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(argv)
 
@@ -140,7 +140,7 @@ async def test_ensure_is_idempotent(kafka_bootstrap: str, topic_prefix: str) -> 
 def test_cli_topics_ensure_uses_the_config_file(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`bridge topics ensure --config F` creates the topics under F's prefix and lists them."""
+    """`commerce-bridge topics ensure --config F` creates the topics under F's prefix and lists them."""
     config = tmp_path / "bridge.toml"
     config.write_text(
         f'[kafka]\nbootstrap_servers = "{kafka_bootstrap}"\ntopic_prefix = "{topic_prefix}"\n'

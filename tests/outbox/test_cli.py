@@ -1,4 +1,4 @@
-"""`bridge outbox list|retry|purge` against a real SQLite outbox."""
+"""`commerce-bridge outbox list|retry|purge` against a real SQLite outbox."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from tests.outbox.helpers import T0, add, write
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="bridge")
+    root = argparse.ArgumentParser(prog="commerce-bridge")
     register(root.add_subparsers(dest="command", required=True))
     return root
 
 
 async def run(*argv: str) -> int:
-    """Parse and run a command as `bridge` would (in a thread: the command owns its loop)."""
+    """Parse and run a command as `commerce-bridge` would (in a thread: the command owns its loop)."""
     args = parser().parse_args(list(argv))
     code: int = await asyncio.to_thread(args.func, args)
     return code

@@ -20,6 +20,13 @@ from prometheus_client import CollectorRegistry
 
 from bridge.commands import SetStock, to_write
 from bridge.config import Config, KafkaConfig, OutboxConfig, RelayConfig, ShopConfig
+from bridge.devtools.simulator import (
+    FaultSettings,
+    Simulator,
+    SimulatorOptions,
+    create_app,
+    point_config_at,
+)
 from bridge.kafka.publisher import KafkaPublisher, Publisher
 from bridge.outbox import NewWrite, OutboxRow, OutboxStore, Status, open_store
 from bridge.platforms import client_for
@@ -27,13 +34,6 @@ from bridge.platforms.base import StockTarget
 from bridge.relay import Relay, RelayOptions
 from bridge.relay.cli import http_client
 from bridge.serve import running_server
-from bridge.simulator import (
-    FaultSettings,
-    Simulator,
-    SimulatorOptions,
-    create_app,
-    point_config_at,
-)
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
 CB_TOKEN = "cb-relay-token"

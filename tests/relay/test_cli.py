@@ -1,4 +1,4 @@
-"""``bridge relay`` as a process: /metrics, /healthz, /readyz, and a clean drain on SIGTERM."""
+"""``commerce-bridge relay`` as a process: /metrics, /healthz, /readyz, and a clean drain on SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from bridge.cli import build_parser
+from bridge.devtools.simulator import api_base
 from bridge.kafka.topics import Topics
 from bridge.outbox import Status, open_store
 from bridge.relay import cli
 from bridge.serve import free_port
-from bridge.simulator import api_base
 from tests.relay.support import (
     CB_TOKEN,
     add,
@@ -30,7 +30,7 @@ from tests.relay.support import (
 
 
 def test_relay_command_is_registered() -> None:
-    """`bridge relay` parses its options and defaults to metrics on port 9101."""
+    """`commerce-bridge relay` parses its options and defaults to metrics on port 9101."""
     args = build_parser().parse_args(["relay", "--config", "b.toml", "--owner", "r1"])
     assert (cli.main, "b.toml", "r1", 9101) == (
         args.func,

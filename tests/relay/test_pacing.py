@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from bridge.config import Config
+from bridge.devtools.simulator import create_app
 from bridge.platforms.base import StockTarget
 from bridge.platforms.cyberbiz import CyberbizClient
 from bridge.relay.pacing import CURRENT, PacedTransport, PaceOn, Send, SendWindow
 from bridge.serve import running_server
-from bridge.simulator import create_app
 from tests.relay.support import cyberbiz
 
 

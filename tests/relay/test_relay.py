@@ -103,7 +103,7 @@ async def test_every_write_applied_exactly_once_despite_20_percent_failures(
 async def test_4xx_is_dead_then_retried_from_the_cli_after_the_fix(
     dsn: str, store: OutboxStore, kafka_bootstrap: str, kafka_topics: Topics, tmp_path: Path
 ) -> None:
-    """422 (no sync-group add-on): dead + dlq record; `bridge outbox retry` sends it once fixed."""
+    """422 (no sync-group add-on): dead + dlq record; `commerce-bridge outbox retry` sends it once fixed."""
     shop = cyberbiz("cb-nogroups")
     config = make_config([shop], dsn=dsn, bootstrap=kafka_bootstrap, prefix=kafka_topics.prefix)
     async with simulator(config, no_sync_groups=["cb-nogroups"]) as sim:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.simulator.faults import FAIL_STATUSES, NO_FAULT, Decision, Faults, FaultSettings
+from bridge.devtools.simulator.faults import (
+    FAIL_STATUSES,
+    NO_FAULT,
+    Decision,
+    Faults,
+    FaultSettings,
+)
 
 
 def run(faults: Faults, n: int = 200, *, write: bool = True) -> list[Decision]:

@@ -1,4 +1,4 @@
-"""``bridge simulate``: arguments, start-up line, graceful SIGTERM, configuration errors."""
+"""``commerce-bridge simulate``: arguments, start-up line, graceful SIGTERM, configuration errors."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bridge.simulator import cli
+from bridge.devtools.simulator import cli
 
 pytestmark = pytest.mark.timeout(60)
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bridge")
+    parser = argparse.ArgumentParser(prog="commerce-bridge")
     cli.register(parser.add_subparsers(dest="command"))
     return parser.parse_args(["simulate", *argv])
 
@@ -71,7 +71,7 @@ async def test_process_announces_serves_and_exits_0_on_sigterm(tmp_path: Path) -
         encoding="utf-8",
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bridge.simulator.cli", "--port", "0", "--config", str(config),
+        sys.executable, "-m", "bridge.devtools.simulator.cli", "--port", "0", "--config", str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

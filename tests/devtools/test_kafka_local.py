@@ -18,8 +18,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bridge.config import KafkaConfig
-from bridge.kafka import cli
-from bridge.kafka.jars import (
+from bridge.devtools.kafka import cli
+from bridge.devtools.kafka.jars import (
     DEFAULT_VERSION,
     MARKER,
     LocalKafkaError,
@@ -30,7 +30,7 @@ from bridge.kafka.jars import (
     fetch,
     find_java,
 )
-from bridge.kafka.local import (
+from bridge.devtools.kafka.local import (
     LocalKafka,
     new_cluster_id,
     running_broker,
@@ -67,7 +67,7 @@ def last_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bridge")
+    parser = argparse.ArgumentParser(prog="commerce-bridge")
     cli.register(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(argv)
 
@@ -286,7 +286,7 @@ def test_cli_detach_then_stop(
 def test_cli_foreground_stops_broker_on_sigterm(tmp_path: Path, warm_libs: Path) -> None:
     """In the foreground, SIGTERM stops the broker cleanly and the command exits 0."""
     data = tmp_path / "kafka"
-    command = [sys.executable, "-m", "bridge.kafka.cli", "kafka", "start", "--port", "0"]
+    command = [sys.executable, "-m", "bridge.devtools.kafka.cli", "kafka", "start", "--port", "0"]
     proc = subprocess.Popen(
         [*command, "--data-dir", str(data)], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )

@@ -1,4 +1,4 @@
-"""``bridge dev``: the whole product on one machine, for trying it out.
+"""``commerce-bridge dev``: the whole product on one machine, for trying it out.
 
 Starts (or reuses, with ``KAFKA_BOOTSTRAP_SERVERS``) a local Kafka broker, creates the topics,
 runs the platform simulator, the ingress, the commands consumer and the relay in this process,
@@ -29,17 +29,17 @@ from aiokafka import AIOKafkaConsumer
 
 from bridge import log
 from bridge.config import Config, load_config
+from bridge.devtools.kafka.local import LocalKafka
+from bridge.devtools.sign import sign_request
+from bridge.devtools.simulator.app import SimulatorOptions
+from bridge.devtools.simulator.app import create_app as create_simulator
+from bridge.devtools.simulator.state import StockSeed
 from bridge.errors import BridgeError
 from bridge.ingress.app import create_app as create_ingress
-from bridge.kafka.local import LocalKafka
 from bridge.kafka.publisher import KafkaPublisher
 from bridge.kafka.topics import Topics, client_options, ensure_topics
 from bridge.outbox.store import OutboxStore, open_store
 from bridge.serve import free_port, run, running_server, stop_on_signals
-from bridge.sign import sign_request
-from bridge.simulator.app import SimulatorOptions
-from bridge.simulator.app import create_app as create_simulator
-from bridge.simulator.state import StockSeed
 from consumers import commands
 
 CB_PRODUCT, CB_VARIANT, BENTO_VARIANT = "1001", "5001", "753758"
@@ -61,8 +61,8 @@ def sample_bytes(name: str) -> bytes:
 
 def dev_config_text(workdir: Path, bootstrap: str, sim_url: str, pii_key: str) -> str:
     """The example configuration, with shops pointing at the simulator and dev secrets inline."""
-    return f"""# Written by `bridge dev`: a local demo configuration. Secrets are inline because
-# they are throwaway dev values; in production use env:NAME (see bridge.example.toml).
+    return f"""# Written by `commerce-bridge dev`: a local demo configuration. Secrets are inline
+# because they are throwaway dev values; in production use env:NAME (see bridge.example.toml).
 [kafka]
 bootstrap_servers = "{bootstrap}"
 topic_prefix = "commerce"
@@ -385,7 +385,7 @@ class _Tasks:
         if task.cancelled() or self.stop.is_set():
             return
         self.failed = task.exception() or RuntimeError(f"{name} stopped unexpectedly")
-        log.get_logger("bridge.dev").error(
+        log.get_logger("bridge.devtools.dev").error(
             "component_failed", component=name, error=str(self.failed)
         )
         self.stop.set()
@@ -394,7 +394,7 @@ class _Tasks:
         for event in events:
             await self.until(event.is_set, event, 60.0)
         if self.stop.is_set():
-            raise BridgeError(f"bridge dev: a component failed to start: {self.failed}")
+            raise BridgeError(f"commerce-bridge dev: a component failed to start: {self.failed}")
 
     async def until(
         self, done: Callable[[], bool], changed: asyncio.Event, timeout: float | None

@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import orjson
 
+from bridge.devtools.simulator.state import SimShop, Variant
 from bridge.log import get_logger
-from bridge.simulator.state import SimShop, Variant
 
 TAIPEI = timezone(timedelta(hours=8), "Asia/Taipei")  # no daylight saving since 1979
 CYBERBIZ_EVENT = "variants/update"

@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.simulator.state import StockSeed
-from bridge.simulator.webhooks import variant_webhook
+from bridge.devtools.simulator.state import StockSeed
+from bridge.devtools.simulator.webhooks import variant_webhook
 
 if TYPE_CHECKING:
-    from bridge.simulator.app import Simulator
+    from bridge.devtools.simulator.app import Simulator
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 

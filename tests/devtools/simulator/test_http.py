@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.simulator import point_config_at, running_simulator
-from tests.simulator.helpers import AUTH, CONFIG, bento_token, variant_path
+from bridge.devtools.simulator import point_config_at, running_simulator
+from tests.devtools.simulator.helpers import AUTH, CONFIG, bento_token, variant_path
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.config import ShopConfig
-from bridge.simulator.state import (
+from bridge.devtools.simulator.state import (
     RateWindow,
     SimShop,
     SimState,

@@ -1,6 +1,8 @@
-"""``bridge sign``: a webhook request the ingress accepts, signed the way each platform signs it.
+"""``commerce-bridge sign``: a webhook request the ingress accepts, signed the way each platform
+signs it.
 
-For trying the ingress by hand (``bridge sign --shop cb-taipei order.json | sh``) and for tests:
+For trying the ingress by hand (``commerce-bridge sign --shop cb-taipei order.json | sh``) and for
+tests:
 :func:`sign_request` is the inverse of each platform's ``verify``. Standard Webhooks signatures
 carry a timestamp and expire after five minutes; a BentoWeb command contains the shop's token.
 """
@@ -127,14 +129,14 @@ def _run(args: argparse.Namespace) -> int:
     try:
         command = curl_command(args.url, shop, path, args.event)
     except OSError as exc:
-        sys.stderr.write(f"bridge sign: cannot read {str(path)!r}: {exc.strerror}\n")
+        sys.stderr.write(f"commerce-bridge sign: cannot read {str(path)!r}: {exc.strerror}\n")
         return 2
     sys.stdout.write(command + "\n")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``bridge sign --shop S [--event E] [--url URL] [--config F] FILE``."""
+    """``commerce-bridge sign --shop S [--event E] [--url URL] [--config F] FILE``."""
     parser = subparsers.add_parser(
         "sign",
         help="print a signed curl command that posts FILE to the ingress",

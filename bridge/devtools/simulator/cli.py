@@ -1,4 +1,4 @@
-"""``bridge simulate``: the platform simulator as a process."""
+"""``commerce-bridge simulate``: the platform simulator as a process."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ import sys
 from typing import Any
 
 from bridge.config import load_config
+from bridge.devtools.simulator.app import SimulatorOptions, create_app, demo_config, demo_options
+from bridge.devtools.simulator.faults import FaultSettings
+from bridge.devtools.simulator.server import SIMULATOR_SERVER_OPTIONS
 from bridge.errors import ConfigError
 from bridge.serve import run as run_loop
 from bridge.serve import serve_until_stopped
-from bridge.simulator.app import SimulatorOptions, create_app, demo_config, demo_options
-from bridge.simulator.faults import FaultSettings
-from bridge.simulator.server import SIMULATOR_SERVER_OPTIONS
 
 DEFAULT_PORT = 8900
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``simulate`` to the ``bridge`` command's subparsers."""
+    """Add ``simulate`` to the ``commerce-bridge`` command's subparsers."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "simulate",
         help="run the Cyberbiz/BentoWeb API simulator",
@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(f"bridge simulate: error: {message}\n")
+    sys.stderr.write(f"commerce-bridge simulate: error: {message}\n")
     return 2
 
 
@@ -115,8 +115,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bridge.simulator.cli``: the same command without the ``bridge`` wrapper."""
-    parser = argparse.ArgumentParser(prog="bridge simulate")
+    """``python -m bridge.devtools.simulator.cli``: the same command without the
+    ``commerce-bridge`` wrapper."""
+    parser = argparse.ArgumentParser(prog="commerce-bridge simulate")
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -27,10 +27,9 @@ from starlette.routing import Route
 from starlette.types import Receive
 
 from bridge.config import Config, ShopConfig
-from bridge.log import get_logger
-from bridge.simulator import _control
-from bridge.simulator.faults import Faults, FaultSettings
-from bridge.simulator.state import (
+from bridge.devtools.simulator import _control
+from bridge.devtools.simulator.faults import Faults, FaultSettings
+from bridge.devtools.simulator.state import (
     SIMULATED_PLATFORMS,
     Change,
     Group,
@@ -43,7 +42,13 @@ from bridge.simulator.state import (
     Variant,
     retry_after_seconds,
 )
-from bridge.simulator.webhooks import WebhookEmitter, platform_id, taipei_time, variant_webhook
+from bridge.devtools.simulator.webhooks import (
+    WebhookEmitter,
+    platform_id,
+    taipei_time,
+    variant_webhook,
+)
+from bridge.log import get_logger
 
 # -- the contract the platform clients are written against -----------------------------------
 CYBERBIZ_PREFIX = "/cyberbiz/{shop}"

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bridge.simulator import running_simulator
-from tests.simulator.helpers import CONFIG
+from bridge.devtools.simulator import running_simulator
+from tests.devtools.simulator.helpers import CONFIG
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""`bridge dev --once`: the whole local system runs, samples land, commands are delivered."""
+"""`commerce-bridge dev --once`: the whole local system runs, samples land, commands are delivered."""
 
 from __future__ import annotations
 

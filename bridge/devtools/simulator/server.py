@@ -1,4 +1,5 @@
-"""Running the simulator in-process (tests, ``bridge dev``) on the shared uvicorn plumbing."""
+"""Running the simulator in-process (tests, ``commerce-bridge dev``) on the shared uvicorn
+plumbing."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bridge.config import Config
+from bridge.devtools.simulator.app import SimulatorOptions, create_app, demo_options
+from bridge.devtools.simulator.faults import FaultSettings
 from bridge.serve import running_server
-from bridge.simulator.app import SimulatorOptions, create_app, demo_options
-from bridge.simulator.faults import FaultSettings
 
 # The simulator speaks plain HTTP/1.1 to loopback clients: no websockets, no proxy headers.
 SIMULATOR_SERVER_OPTIONS: dict[str, Any] = {
@@ -38,7 +39,7 @@ async def running_simulator(
     """The simulator on a free loopback port for the duration of the block; yields its base URL.
 
     Shop ``s`` is at ``f"{base_url}/cyberbiz/{s}"`` or ``f"{base_url}/bentoweb/{s}"``
-    (:func:`bridge.simulator.point_config_at` rewrites a Config's ``api_base`` values).
+    (:func:`bridge.devtools.simulator.point_config_at` rewrites a Config's ``api_base`` values).
     """
     faults = FaultSettings(
         fail_rate=fail_rate,

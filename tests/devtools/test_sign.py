@@ -1,4 +1,4 @@
-"""bridge sign: requests signed for each platform verify at the ingress; the curl it prints works."""
+"""commerce-bridge sign: requests signed for each platform verify at the ingress; the curl it prints works."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from bridge.config import ShopConfig
+from bridge.devtools.sign import curl_command, guess_event, register, sign_request
 from bridge.errors import ConfigError
 from bridge.platforms import get_platform
 from bridge.platforms.base import Delivery
-from bridge.sign import curl_command, guess_event, register, sign_request
 from tests.platforms.support import FIXTURES, NOW, delivery, fixture_bytes, shop
 
 CASES = [
@@ -146,7 +146,7 @@ def test_curl_command_is_a_request_the_ingress_accepts(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bridge")
+    parser = argparse.ArgumentParser(prog="commerce-bridge")
     register(parser.add_subparsers(dest="command"))
     return parser
 
@@ -162,7 +162,7 @@ def _config(tmp_path: Path) -> Path:
 
 
 def test_cli_prints_curl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """bridge sign --shop S FILE prints a curl for the guessed event and exits 0."""
+    """commerce-bridge sign --shop S FILE prints a curl for the guessed event and exits 0."""
     body = FIXTURES / "bentoweb/variant.json"
     args = _parser().parse_args(
         ["sign", "--shop", "bento-bkk", "--config", str(_config(tmp_path)), str(body)]

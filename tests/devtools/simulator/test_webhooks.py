@@ -16,15 +16,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.serve import running_server
-from bridge.simulator import SimulatorOptions, create_app
-from bridge.simulator.state import SimShop, Variant
-from bridge.simulator.webhooks import (
+from bridge.devtools.simulator import SimulatorOptions, create_app
+from bridge.devtools.simulator.state import SimShop, Variant
+from bridge.devtools.simulator.webhooks import (
     bentoweb_variant_webhook,
     cyberbiz_variant_webhook,
     taipei_time,
 )
-from tests.simulator.helpers import AUTH, BW_HOOK_TOKEN, CB_SECRET, CONFIG, bento_token
+from bridge.serve import running_server
+from tests.devtools.simulator.helpers import AUTH, BW_HOOK_TOKEN, CB_SECRET, CONFIG, bento_token
 
 pytestmark = pytest.mark.timeout(60)
 

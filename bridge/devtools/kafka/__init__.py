@@ -1,0 +1,1 @@
+"""The local Apache Kafka broker (KRaft) fetched from Maven Central, for dev and tests."""
