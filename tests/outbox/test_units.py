@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 
+import bridge.outbox
 from bridge.outbox import OutboxError, open_store
+from bridge.outbox.bucket import gcra_slots
+from bridge.outbox.migrations import load_migrations, split_sql
 from bridge.outbox.sqlite import sqlite_path
-from bridge.outbox.store import gcra_slots, load_migrations, split_sql
 from tests.outbox.helpers import T0, write
 
 
@@ -20,6 +23,11 @@ def test_gcra_without_burst_spaces_by_interval() -> None:
 def test_gcra_not_before_wins() -> None:
     """A deferral pushes every slot to at least not_before."""
     assert ([T0 + 9, T0 + 10], T0 + 11) == gcra_slots(0.0, T0 + 9, 1.0, 1, 2, T0)
+
+
+def test_gcra_horizon_stops_handing_out_slots() -> None:
+    """Slots past the horizon are not returned and do not advance tat."""
+    assert ([T0, T0 + 1], T0 + 2) == gcra_slots(0.0, 0.0, 1.0, 1, 5, T0, horizon=T0 + 1.5)
 
 
 def test_split_sql_keeps_semicolons_in_strings_and_comments() -> None:
@@ -35,7 +43,7 @@ def test_both_dialects_have_the_same_migration_versions() -> None:
     """Every migration exists for SQLite and for PostgreSQL, numbered without gaps."""
     sqlite = [(m.version, m.name) for m in load_migrations("sqlite")]
     assert sqlite == [(m.version, m.name) for m in load_migrations("postgres")]
-    assert (1, "0001_init.sql") == sqlite[0]
+    assert [(1, "0001_init.sql"), (2, "0002_shop_keys_superseding_priority.sql")] == sqlite
 
 
 @pytest.mark.parametrize(
@@ -83,3 +91,39 @@ async def test_sqlite_store_used_inside_its_own_transaction_raises(tmp_path: Pat
         assert {} == await store.counts()
     finally:
         await store.close()
+
+
+def module_imports(path: Path) -> set[str]:
+    """The bridge.outbox modules ``path`` imports anywhere, also inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bridge.outbox"):
+            found.add(str(node.module))
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("bridge.outbox")}
+    return found
+
+
+def test_outbox_modules_import_without_cycles_and_contract_imports_no_store() -> None:
+    """The outbox's import graph is acyclic; only the factory imports an implementation."""
+    package = Path(bridge.outbox.__file__).parent
+    graph = {
+        f"bridge.outbox.{p.stem}" if p.stem != "__init__" else "bridge.outbox": module_imports(p)
+        for p in package.glob("*.py")
+    }
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        if state.get(module) == "done":
+            return
+        assert "open" != state.get(module), f"import cycle: {' -> '.join([*path, module])}"
+        state[module] = "open"
+        for imported in sorted(graph.get(module, set())):
+            visit(imported, [*path, module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        visit(module, [])
+    implementations = {"bridge.outbox.sqlite", "bridge.outbox.postgres"}
+    for module in ("store", "contract", "rows", "policy", "engine", "bucket", "migrations"):
+        assert set() == graph[f"bridge.outbox.{module}"] & implementations
