@@ -1,0 +1,180 @@
+"""``commerce-bridge consume NAME``: built from the app registry; SIGTERM under load loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from bridge.cli import build_parser, main
+from bridge.kafka.topics import Topics
+from bridge.outbox.store import open_store
+from bridge.serve import free_port
+from consumers import registry
+from consumers.runtime import Runtime, RuntimeOptions
+from tests.consumers.support import committed, consumer_config, until
+from tests.support import config_text
+
+
+def test_consume_help_lists_every_registered_app(capsys: pytest.CaptureFixture[str]) -> None:
+    """`consume --help` names each app of the registry with its one-line summary."""
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["consume", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert 0 == exited.value.code
+    specs = registry.specs()
+    assert ["commands"] == [spec.name for spec in specs]
+    for spec in specs:
+        assert f"{spec.name} {spec.summary}" in out
+
+
+def test_each_registered_app_is_named_as_registered() -> None:
+    """A registered factory builds an app whose name is the one `consume NAME` takes."""
+    assert [spec.name for spec in registry.specs()] == [
+        spec.create().name for spec in registry.specs()
+    ]
+    assert "commands" == registry.get("commands").name
+
+
+def test_poison_after_below_one_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--poison-after 0` is refused with exit code 2 and the flag named."""
+    path = tmp_path / "bridge.toml"
+    path.write_text(config_text())
+    assert 2 == main(["consume", "commands", "--config", str(path), "--poison-after", "0"])
+    assert "--poison-after: must be at least 1" in capsys.readouterr().err
+
+
+def command(n: int) -> bytes:
+    return orjson.dumps(
+        {
+            "id": f"load-{n}",
+            "shop": "cb-taipei",
+            "kind": "set_stock",
+            "target": {"variant": f"v{n}"},
+            "payload": {"quantity": n},
+            "idempotency_key": f"load-{n}",
+        }
+    )
+
+
+class Stream:
+    """A steady stream of commands; remembers where each one landed."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+        self.topic = topic
+        self.placed: dict[tuple[int, int], str] = {}
+        self.stop = asyncio.Event()
+
+    async def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            acks = [
+                (
+                    f"load-{i}",
+                    await self.producer.send(self.topic, command(i), key=f"k{i}".encode()),
+                )
+                for i in range(n, n + 20)
+            ]
+            n += 20
+            for key, ack in acks:
+                meta = await ack
+                self.placed[(meta.partition, meta.offset)] = key
+            # pacing the stream (about 1,000 commands/s), not waiting for anything
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 0.02)
+
+
+async def outbox_keys(dsn: str) -> set[str]:
+    store = await open_store(dsn)
+    try:
+        return {row.idempotency_key for row in await store.list_rows(limit=1_000_000)}
+    finally:
+        await store.close()
+
+
+def logged(path: Path, needle: bytes) -> bool:
+    return needle in path.read_bytes()
+
+
+async def wait_for_log(path: Path, needle: bytes, timeout: float = 60) -> None:
+    async def seen() -> bool:
+        return logged(path, needle)
+
+    await until(seen, timeout)
+
+
+@pytest.mark.kafka
+async def test_sigterm_under_load_loses_no_command(
+    kafka_topics: Topics, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """`consume commands` fed a steady stream gets SIGTERM: it exits 0, every record below its
+    committed offsets is in the outbox, and the next run takes the rest — sent = in the outbox."""
+    config = consumer_config(kafka_topics.prefix, kafka_bootstrap, tmp_path)
+    path = tmp_path / "bridge.toml"
+    extra = f'\n[outbox]\ndsn = "{config.outbox.dsn}"\n'
+    path.write_text(config_text(prefix=kafka_topics.prefix, bootstrap=kafka_bootstrap, extra=extra))
+    log_path = tmp_path / "consumer.log"
+    group = "bridge-commands"
+    stream = Stream(kafka_bootstrap, kafka_topics.commands)
+    await stream.producer.start()
+    feeding = asyncio.create_task(stream.run())
+    try:
+        with log_path.open("wb") as log_file:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bridge", "--log-format", "json", "consume", "commands",
+                "--config", str(path), "--metrics-port", str(free_port()),
+                "--metrics-host", "127.0.0.1",
+                stdout=log_file, stderr=log_file, cwd=tmp_path,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+            try:
+                await wait_for_log(log_path, b"consumer_started")
+
+                async def busy() -> bool:
+                    return len(await outbox_keys(config.outbox.dsn)) >= 300
+
+                await until(busy, 60)
+                proc.send_signal(signal.SIGTERM)
+                code = await asyncio.wait_for(proc.wait(), 40)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        assert 0 == code, log_path.read_bytes()[-2000:]
+        assert logged(log_path, b"consumer_stopped")
+        offsets = await committed(kafka_bootstrap, group, kafka_topics.commands)
+        in_outbox = await outbox_keys(config.outbox.dsn)
+        below = {key for (p, o), key in stream.placed.items() if o < offsets.get(p, 0)}
+        assert set() == below - in_outbox  # committed ⇒ in the outbox
+        assert len(below) >= 300
+    finally:
+        stream.stop.set()
+        await feeding
+        await stream.producer.stop()
+
+    sent = set(stream.placed.values())
+    total = len(stream.placed)
+    runtime = Runtime(registry.get("commands").create(), config, options=RuntimeOptions())
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+
+    async def drained() -> bool:
+        done = await committed(kafka_bootstrap, group, kafka_topics.commands)
+        return total == sum(done.values())
+
+    try:
+        await until(drained, 60)
+    finally:
+        stop.set()
+        await task
+    assert (len(sent), sent) == (total, await outbox_keys(config.outbox.dsn))
