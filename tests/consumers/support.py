@@ -57,7 +57,7 @@ class Recorder:
         for record in records:
             self.tries[record.position] += 1
             self.got.append(record)
-            await tx.put_state(NAMESPACE, record.position, record.offset)
+            await tx.put_state(NAMESPACE, record.position, {"value": record.value})
             if self.fails(record):
                 raise RuntimeError(f"cannot handle {record.position}")
         return []

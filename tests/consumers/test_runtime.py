@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from bridge.config import Config
+from bridge.config import Config, OutboxConfig
 from bridge.kafka.records import CloudEvent, Record
 from bridge.kafka.topics import Topics
 from bridge.outbox.store import AddResult, NewWrite, OutboxStore, OutboxTx, open_store
@@ -53,9 +54,27 @@ async def run_until(runtime: Runtime, done: Callable[[], Awaitable[bool]]) -> No
         await task
 
 
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def outbox_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The dsn of an empty outbox database of the parametrised kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'outbox.db'}"
+    dsn: str = request.getfixturevalue("postgres_schema_dsn")
+    return dsn
+
+
 @pytest.fixture
-async def config(kafka_topics: Topics, kafka_bootstrap: str, tmp_path: Path) -> Config:
-    return consumer_config(kafka_topics.prefix, kafka_bootstrap, tmp_path)
+async def config(
+    kafka_topics: Topics, kafka_bootstrap: str, tmp_path: Path, outbox_dsn: str
+) -> Config:
+    """A configuration for this test's topics and outbox."""
+    config = consumer_config(kafka_topics.prefix, kafka_bootstrap, tmp_path)
+    return replace(config, outbox=OutboxConfig(dsn=outbox_dsn))
 
 
 @pytest.fixture
@@ -257,13 +276,16 @@ async def _open_plain(dsn: str) -> OutboxStore:
 async def test_a_poison_record_is_dead_lettered_and_the_partition_moves_on(
     config: Config,
     store: OutboxStore,
+    outbox_dsn: str,
     opener: Callable[[str], Awaitable[OutboxStore]],
 ) -> None:
     """A record the app fails on every time: its batch is tried ``poison_after`` times, then record
     by record; that record alone is dead-lettered (poison_record, schema-valid, CloudEvents
     headers), its writes rolled back, and the records around it are applied and committed."""
     topics = Topics(config.kafka.topic_prefix)
-    values = [b'{"n": 0}', b'{"shop": "cb-taipei", "poison": true}', b'{"n": 2}', b'{"n": 3}']
+    # On PostgreSQL the poison is a database error too: a NUL cannot be stored in jsonb.
+    poison = b'{"shop": "cb-taipei", "poison": "\\u0000"}'
+    values = [b'{"n": 0}', poison, b'{"n": 2}', b'{"n": 3}']
     placed = await produce(config.kafka.bootstrap_servers, topics.commands, values, partition=0)
     positions = [f"{topics.commands}:{p}:{o}" for p, o in placed]
     group = f"{topics.prefix}-g"
@@ -286,8 +308,14 @@ async def test_a_poison_record_is_dead_lettered_and_the_partition_moves_on(
         document["shop"],
         document["source"],
     )
-    assert f"RuntimeError: cannot handle {positions[1]}" == document["reason"]
-    assert {"shop": "cb-taipei", "poison": True} == document["original"]
+    reason = (
+        f"RuntimeError: cannot handle {positions[1]}"
+        if outbox_dsn.startswith("sqlite:")
+        else "UntranslatableCharacterError: unsupported Unicode escape sequence\n"
+        "DETAIL:  \\u0000 cannot be converted to text."
+    )
+    assert reason == document["reason"]
+    assert {"shop": "cb-taipei", "poison": "\x00"} == document["original"]
     headers = dict(letter.headers)
     assert (b"commerce.dead_letter.poison_record", f"poison_record:{positions[1]}".encode()) == (
         headers["ce_type"],
