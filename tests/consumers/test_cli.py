@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
 from pathlib import Path
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from bridge.cli import build_parser, main
 from bridge.kafka.topics import Topics
@@ -19,7 +16,7 @@ from bridge.outbox.store import open_store
 from bridge.serve import free_port
 from consumers import registry
 from consumers.runtime import Runtime, RuntimeOptions
-from tests.consumers.support import committed, consumer_config, until
+from tests.consumers.support import Stream, committed, consumer_config, until
 from tests.support import config_text
 
 
@@ -51,47 +48,6 @@ def test_poison_after_below_one_is_a_usage_error(
     path.write_text(config_text())
     assert 2 == main(["consume", "commands", "--config", str(path), "--poison-after", "0"])
     assert "--poison-after: must be at least 1" in capsys.readouterr().err
-
-
-def command(n: int) -> bytes:
-    return orjson.dumps(
-        {
-            "id": f"load-{n}",
-            "shop": "cb-taipei",
-            "kind": "set_stock",
-            "target": {"variant": f"v{n}"},
-            "payload": {"quantity": n},
-            "idempotency_key": f"load-{n}",
-        }
-    )
-
-
-class Stream:
-    """A steady stream of commands; remembers where each one landed."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
-        self.topic = topic
-        self.placed: dict[tuple[int, int], str] = {}
-        self.stop = asyncio.Event()
-
-    async def run(self) -> None:
-        n = 0
-        while not self.stop.is_set():
-            acks = [
-                (
-                    f"load-{i}",
-                    await self.producer.send(self.topic, command(i), key=f"k{i}".encode()),
-                )
-                for i in range(n, n + 20)
-            ]
-            n += 20
-            for key, ack in acks:
-                meta = await ack
-                self.placed[(meta.partition, meta.offset)] = key
-            # pacing the stream (about 1,000 commands/s), not waiting for anything
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), 0.02)
 
 
 async def outbox_keys(dsn: str) -> set[str]:

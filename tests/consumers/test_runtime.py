@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
-from pathlib import Path
 from typing import Any, cast
 
 import orjson
@@ -15,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from bridge.config import Config, OutboxConfig
+from bridge.config import Config
 from bridge.kafka.records import CloudEvent, Record
 from bridge.kafka.topics import Topics
 from bridge.outbox.store import AddResult, NewWrite, OutboxStore, OutboxTx, open_store
@@ -24,65 +22,17 @@ from consumers.runtime import Runtime, RuntimeOptions
 from tests.consumers.support import (
     DLQ_SCHEMA,
     Recorder,
+    all_committed,
     applied,
     committed,
-    consumer_config,
     produce,
+    run_until,
     until,
 )
 from tests.ingress.test_kafka import read_topic
 
 pytestmark = pytest.mark.kafka
 FAST = RuntimeOptions(retry_delay=0.05, poison_after=3)
-
-
-async def run_until(runtime: Runtime, done: Callable[[], Awaitable[bool]]) -> None:
-    """Run ``runtime`` until ``done()`` holds, then stop it (SIGTERM's path) and wait for it."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(runtime.run(stop))
-
-    async def finished() -> bool:
-        if task.done():
-            task.result()  # raises what the runtime raised
-            raise AssertionError("the runtime stopped by itself")
-        return await done()
-
-    try:
-        await until(finished)
-    finally:
-        stop.set()
-        await task
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
-def outbox_dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The dsn of an empty outbox database of the parametrised kind."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'outbox.db'}"
-    dsn: str = request.getfixturevalue("postgres_schema_dsn")
-    return dsn
-
-
-@pytest.fixture
-async def config(
-    kafka_topics: Topics, kafka_bootstrap: str, tmp_path: Path, outbox_dsn: str
-) -> Config:
-    """A configuration for this test's topics and outbox."""
-    config = consumer_config(kafka_topics.prefix, kafka_bootstrap, tmp_path)
-    return replace(config, outbox=OutboxConfig(dsn=outbox_dsn))
-
-
-@pytest.fixture
-async def store(config: Config) -> AsyncIterator[OutboxStore]:
-    opened = await open_store(config.outbox.dsn)
-    await opened.migrate()
-    yield opened
-    await opened.close()
 
 
 async def test_apps_get_decoded_bridge_records(config: Config, store: OutboxStore) -> None:
@@ -167,16 +117,12 @@ async def test_a_failing_partition_loses_no_record_of_the_others(
     metrics = ConsumerMetrics.create(CollectorRegistry())
     runtime = Runtime(Recorder(group, fails), config, options=FAST, metrics=metrics)
     positions = [f"{topic}:{p}:{o}" for p, o in placed]
-    await run_until(runtime, lambda: _all_committed(config, group, topic, 60))
+    await run_until(runtime, lambda: all_committed(config, group, topic, 60))
 
     assert set(positions) == await applied(store, positions)
     assert {0: 20, 1: 20, 2: 20} == await committed(config.kafka.bootstrap_servers, group, topic)
     assert 1.0 == metrics.failures.labels(group, topic)._value.get()
     assert 60.0 == metrics.records.labels(group, topic)._value.get()
-
-
-async def _all_committed(config: Config, group: str, topic: str, n: int) -> bool:
-    return n == sum((await committed(config.kafka.bootstrap_servers, group, topic)).values())
 
 
 class _CommitFailsOnce:
@@ -235,7 +181,7 @@ async def test_the_offset_is_committed_only_after_the_database_commit(
 
     second = Recorder(group)
     await run_until(Runtime(second, config, options=FAST), lambda: _count(second.got, 5))
-    await until(lambda: _all_committed(config, group, topic, 5))
+    await until(lambda: all_committed(config, group, topic, 5))
     assert set(positions) == await applied(store, positions)
 
 
@@ -292,7 +238,7 @@ async def test_a_poison_record_is_dead_lettered_and_the_partition_moves_on(
     app = Recorder(group, lambda r: isinstance(r.value, dict) and "poison" in r.value)
     metrics = ConsumerMetrics.create(CollectorRegistry())
     runtime = Runtime(app, config, options=FAST, metrics=metrics, store_opener=opener)
-    await run_until(runtime, lambda: _all_committed(config, group, topics.commands, 4))
+    await run_until(runtime, lambda: all_committed(config, group, topics.commands, 4))
 
     assert {positions[0], positions[2], positions[3]} == await applied(store, positions)
     assert 4 == app.tries[positions[1]]  # 3 batches, then once alone
