@@ -211,7 +211,7 @@ class _NoSavepoints:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[OutboxTx]:
         async with self.store.transaction() as tx:
-            yield _PlainTx(tx)
+            yield cast(OutboxTx, _PlainTx(tx))  # deliberately without savepoint()
 
 
 async def _open_plain(dsn: str) -> OutboxStore:

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from bridge.config import Config
 from bridge.kafka.topics import Topics
-from bridge.outbox.store import AddResult, NewWrite, OutboxStore, OutboxTx, open_store
+from bridge.outbox.store import OutboxStore, OutboxTx, open_store
 from consumers.metrics import ConsumerMetrics
 from consumers.runtime import Runtime, RuntimeOptions
 from tests.consumers.support import (
@@ -32,7 +32,7 @@ FAST = RuntimeOptions(retry_delay=0.05, poison_after=3)
 
 
 class _Outage:
-    """A store whose every statement fails while ``down`` is set, as a lost database would."""
+    """A store that cannot open a transaction while ``down`` is set, as a lost database would."""
 
     def __init__(self, store: OutboxStore) -> None:
         self.store = store
@@ -43,30 +43,10 @@ class _Outage:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[OutboxTx]:
-        async with self.store.transaction() as tx:
-            yield _OutageTx(tx, self)
-
-
-class _OutageTx:
-    def __init__(self, tx: OutboxTx, outage: _Outage) -> None:
-        self.tx = tx
-        self.outage = outage
-
-    def _check(self) -> None:
-        if self.outage.down:
+        if self.down:
             raise ConnectionRefusedError("the outbox database is unreachable")
-
-    async def add(self, write: NewWrite, now: float) -> AddResult:
-        self._check()
-        return await self.tx.add(write, now)
-
-    async def get_state(self, namespace: str, key: str) -> Any | None:
-        self._check()
-        return await self.tx.get_state(namespace, key)
-
-    async def put_state(self, namespace: str, key: str, value: Any) -> None:
-        self._check()
-        await self.tx.put_state(namespace, key, value)
+        async with self.store.transaction() as tx:
+            yield tx
 
 
 async def test_a_database_outage_dead_letters_nothing_and_loses_nothing(
