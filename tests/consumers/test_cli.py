@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bridge.cli import build_parser, main
@@ -80,6 +81,7 @@ async def test_sigterm_under_load_loses_no_command(
     extra = f'\n[outbox]\ndsn = "{config.outbox.dsn}"\n'
     path.write_text(config_text(prefix=kafka_topics.prefix, bootstrap=kafka_bootstrap, extra=extra))
     log_path = tmp_path / "consumer.log"
+    port = free_port()
     group = "bridge-commands"
     stream = Stream(kafka_bootstrap, kafka_topics.commands)
     await stream.producer.start()
@@ -88,7 +90,7 @@ async def test_sigterm_under_load_loses_no_command(
         with log_path.open("wb") as log_file:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bridge", "--log-format", "json", "consume", "commands",
-                "--config", str(path), "--metrics-port", str(free_port()),
+                "--config", str(path), "--metrics-port", str(port),
                 "--metrics-host", "127.0.0.1",
                 stdout=log_file, stderr=log_file, cwd=tmp_path,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -100,6 +102,9 @@ async def test_sigterm_under_load_loses_no_command(
                     return len(await outbox_keys(config.outbox.dsn)) >= 300
 
                 await until(busy, 60)
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                    ready = (await client.get("/readyz")).json()
+                    metrics = (await client.get("/metrics")).text
                 proc.send_signal(signal.SIGTERM)
                 code = await asyncio.wait_for(proc.wait(), 40)
             finally:
@@ -107,6 +112,10 @@ async def test_sigterm_under_load_loses_no_command(
                     proc.kill()
                     await proc.wait()
         assert 0 == code, log_path.read_bytes()[-2000:]
+        assert {"ready": True, "app": "commands", "group": group} == ready
+        labels = f'group="{group}",topic="{kafka_topics.commands}"'
+        assert f"bridge_consumer_records_total{{{labels}}}" in metrics
+        assert f'bridge_consumer_lag{{group="{group}",partition="' in metrics
         assert logged(log_path, b"consumer_stopped")
         offsets = await committed(kafka_bootstrap, group, kafka_topics.commands)
         in_outbox = await outbox_keys(config.outbox.dsn)
