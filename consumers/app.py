@@ -7,7 +7,7 @@ database transaction committed. An app only decides what a batch of records mean
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,8 +54,19 @@ class ConsumerApp(Protocol):
         """Handle records of one partition (offset order) inside ``tx``.
 
         Raising rolls ``tx`` back. What it returns is published after the commit and before the
-        offset commit (so a crash in between publishes it again: at-least-once).
+        offset commit (so a crash in between publishes it again: at-least-once). Be idempotent:
+        records come again after a crash or rebalance, and a batch that keeps failing is handed
+        over again one record at a time (each in a savepoint) to find the record that fails.
         """
 
     async def stop(self) -> None:
         """Release what ``start`` took."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppSpec:
+    """How an app module offers its app to ``consumers.registry`` (module attribute ``SPEC``)."""
+
+    name: str  # the NAME of ``consume NAME``, equal to the app's ``name``
+    summary: str  # one line for ``commerce-bridge consume --help``
+    create: Callable[[], ConsumerApp]  # configuration comes later, in ``start(ctx)``
