@@ -113,15 +113,23 @@ class Outcomes:
 
     async def put_back(self, rows: list[OutboxRow], due: float, why: str) -> None:
         """Return claimed rows unsent, due again at ``due``; their claim is not an attempt, so
-        put-backs never bring a row closer to ``max_attempts``."""
+        put-backs never bring a row closer to ``max_attempts``. Nothing is published: a put-back
+        is not an outcome (no request was made), only counted (``outcome="unsent"``)."""
         now = self.clock()
         due = max(now, due)
         reason = f"not sent: {why}"
+        returned = 0
         for row in rows:
             if not await self.store.mark_retry(row.id, self.owner, due, reason, now, sent=False):
                 self._lost(row, "retry")
                 continue
-            self._report(row, "retry", now, error=reason, next_attempt_at=due, outcome="unsent")
+            returned += 1
+            self.metrics.attempts.labels(row.shop, "unsent").inc()
+        if rows:
+            log.info(
+                "relay_put_back", shop=rows[0].shop, rows=returned, why=why,
+                due_in=round(due - now, 3),
+            )  # fmt: skip
 
     def _report(
         self,
@@ -132,10 +140,9 @@ class Outcomes:
         http_status: int | None = None,
         error: str | None = None,
         next_attempt_at: float | None = None,
-        outcome: str | None = None,
     ) -> None:
-        """Count the outcome (``outcome`` defaults to ``status``) and publish the delivery."""
-        self.metrics.attempts.labels(row.shop, outcome or status).inc()
+        """Count the outcome and publish the delivery record of this attempt."""
+        self.metrics.attempts.labels(row.shop, status).inc()
         document = delivery_document(
             row, status, now, http_status=http_status, error=error, next_attempt_at=next_attempt_at
         )

@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry
 
@@ -34,6 +35,7 @@ from bridge.relay.deliveries import Reporter
 from bridge.relay.metrics import RelayMetrics
 from bridge.relay.outcomes import Outcomes
 from bridge.relay.pacing import CURRENT, PaceOn, Send, SendWindow, sleep_until
+from bridge.relay.slots import Slots, horizon, lease_for
 
 log = get_logger(__name__)
 
@@ -62,6 +64,9 @@ class RelayOptions:
     publish_timeout: float = 10.0
     flush_timeout: float = 10.0  # at shutdown, for the last delivery records
     min_defer: float = 1.0  # a 429 without Retry-After pauses the shop at least this long
+    # A request starts no later than deadline (relay.request_timeout) + this before its row's
+    # lease ends, so its outcome is recorded while the lease still holds.
+    lease_margin: float = 1.0
 
 
 @dataclass(slots=True)
@@ -72,7 +77,12 @@ class _Lane:
     started: float
     renewed: float
     held: bool = True
-    put_back: bool = False  # rows went back unsent: end the lane rather than claim again
+    # Rows went back unsent: end the lane rather than claim again, and leave the shop alone
+    # until then (a deferral's end, or the first send slot beyond the lease).
+    idle_until: float | None = None
+
+    def pause(self, until: float) -> None:
+        self.idle_until = max(until, self.idle_until or until)
 
 
 @dataclass(slots=True, eq=False)  # identity equality: batches live in a set
@@ -126,11 +136,15 @@ class Relay:
             topics=self.topics,
             min_defer=self.options.min_defer,
         )
-        if self.settings.lease_seconds < self.settings.request_timeout + self.options.batch_seconds:
+        # One deadline per request (connect to answer); a row's lease must outlast it.
+        self.deadline = self.settings.request_timeout
+        self.lease = lease_for(self.settings, self.options.batch_seconds, self.options.lease_margin)
+        if self.lease > self.settings.lease_seconds:
             log.warning(
                 "relay_lease_too_short",
                 lease_seconds=self.settings.lease_seconds,
-                hint="make it exceed request_timeout plus a batch, or rows go out twice",
+                using=self.lease,
+                hint="lease_seconds must exceed request_timeout plus a batch; using more",
             )
         self.started = asyncio.Event()
         self.last_poll: float | None = None
@@ -257,7 +271,7 @@ class Relay:
         return max(1, min(self.options.max_batch, per_batch))
 
     async def _lane(self, shop: str, spec: ShopConfig, client: PlatformClient) -> None:
-        lease = self.settings.lease_seconds
+        lease = self.lease
         now = self.clock()
         if not await self.store.acquire_lane(shop, self.owner, lease, now):
             # Another relay sends to this shop now: look again after a poll interval, not at
@@ -279,7 +293,10 @@ class Relay:
                 if not rows:
                     break
                 await self._send_batch(lane, rows)
-                if not lane.held or lane.put_back:
+                if not lane.held:
+                    break
+                if lane.idle_until is not None:  # deferred, or no slot within the lease
+                    self._cooldown[shop] = max(lane.idle_until, self._cooldown.get(shop, 0.0))
                     break
         except Exception:
             log.exception("relay_lane_failed", shop=shop)
@@ -301,7 +318,7 @@ class Relay:
 
     async def _renew(self, lane: _Lane) -> bool:
         now = self.clock()
-        if await self.store.acquire_lane(lane.shop, self.owner, self.settings.lease_seconds, now):
+        if await self.store.acquire_lane(lane.shop, self.owner, self.lease, now):
             lane.renewed = now
             return True
         lane.held = False
@@ -327,6 +344,7 @@ class Relay:
                         await self.outcomes.put_back(
                             pending, until, "the shop is deferred after a 429"
                         )
+                        lane.pause(until)  # and send nothing to this shop until then
                         break
                     batch.interrupt.clear()
                     await sleep_until(self.clock, until, batch.interrupt)
@@ -335,6 +353,8 @@ class Relay:
                 pending = await self._send_at_slots(lane, pending, batch, sends)
             if sends:
                 await asyncio.gather(*sends)
+            if batch.deferred_until is not None and batch.deferred_until > self.clock():
+                lane.pause(batch.deferred_until)  # a 429 came back: no new claim until then
         finally:
             self._batches.discard(batch)
             for task in sends:
@@ -351,52 +371,118 @@ class Relay:
         """Start each row's request at its slot; return the rows left when interrupted."""
         spec = lane.spec
         rate = spec.rate_limit * (1.0 - self.options.rate_headroom)
-        slots = await self.store.reserve(lane.shop, rate, spec.burst, len(rows), self.clock())
-        lease = self.settings.lease_seconds
-        window = self._windows.get(lane.shop)
-        if window is None:
-            window = self._windows[lane.shop] = SendWindow(
-                spec.rate_limit,
-                self.clock,
-                headroom=self.options.rate_headroom,
-                burst=spec.burst,
-                pace_on=self.options.pace_on,
-            )
-        for index, (row, slot) in enumerate(zip(rows, slots, strict=True)):
-            if slot > self._horizon(row):
-                await self.outcomes.put_back(rows[index:], slot, "no send slot within the lease")
-                lane.put_back = True
+        until = self._horizon(rows[0])  # claimed together: one lease for the batch
+        slots = Slots(self.store, lane.shop, rate, spec.burst, until)
+        await slots.fill(len(rows), self.clock())
+        window = self._window(lane)
+        for index, row in enumerate(rows):
+            turn = await self._turn(lane, rows[index:], slots, batch, window)
+            if turn == "interrupted":
+                return rows[index:]
+            if turn == "stop":
                 return []
+            if turn == "send":
+                send = window.start()
+                task = asyncio.create_task(
+                    self._deliver(lane, row, batch, send), name=f"relay-{row.id}"
+                )
+                sends.append(task)
+        return []
+
+    async def _turn(
+        self,
+        lane: _Lane,
+        rows: list[OutboxRow],
+        slots: Slots,
+        batch: _Batch,
+        window: SendWindow,
+    ) -> Literal["send", "skip", "interrupted", "stop"]:
+        """Wait for ``rows[0]``'s slot (after one for a token fetch, if a token is due).
+
+        ``stop``: the rest went back unsent (no slot left within the lease); ``skip``: the token
+        fetch failed and that is the row's outcome.
+        """
+        row, until = rows[0], slots.until
+        while True:
+            slot = await slots.next(self.clock())
+            if slot is None:
+                await self.outcomes.put_back(rows, until, "no send slot within the lease")
+                lane.pause(until)
+                return "stop"
             await sleep_until(self.clock, slot, batch.interrupt)
             await window.wait_turn(batch.interrupt)  # the earlier writes have arrived
             if batch.interrupt.is_set():
-                return rows[index:]
-            if self.clock() > self._horizon(row):  # waiting for the window used the lease up
-                await self.outcomes.put_back(rows[index:], self.clock(), "lease nearly over")
-                lane.put_back = True
-                return []
-            if lane.held and self.clock() - lane.renewed >= lease / 3:
+                return "interrupted"
+            if lane.held and self.clock() - lane.renewed >= self.lease / 3:
                 await self._renew(lane)  # a lost lane: finish this batch, then stop
-            send = window.start()
-            sends.append(
-                asyncio.create_task(self._deliver(lane, row, batch, send), name=f"relay-{row.id}")
+            if self.clock() > until:  # waiting for the window used the lease up
+                await self.outcomes.put_back(rows, self.clock(), "lease nearly over")
+                lane.pause(self.clock())
+                return "stop"
+            fetched = await self._fetch_token(lane, row, batch, window)
+            if fetched is None:
+                return "send"
+            if not fetched:
+                return "skip"
+
+    def _window(self, lane: _Lane) -> SendWindow:
+        window = self._windows.get(lane.shop)
+        if window is None:
+            window = self._windows[lane.shop] = SendWindow(
+                lane.spec.rate_limit,
+                self.clock,
+                headroom=self.options.rate_headroom,
+                burst=lane.spec.burst,
+                pace_on=self.options.pace_on,
             )
-        return []
+        return window
+
+    async def _fetch_token(
+        self, lane: _Lane, row: OutboxRow, batch: _Batch, window: SendWindow
+    ) -> bool | None:
+        """Fetch a due access token in this slot: None when none is due (send the row now);
+        True when fetched (the row waits for the next slot); False when the fetch failed, which
+        is the row's outcome (its write needs the token)."""
+        client = lane.client
+        if not isinstance(client, TokenSource) or not client.needs_token():
+            return None
+        send = window.start()
+        error: PlatformError | None = None
+        try:
+            async with asyncio.timeout(self.deadline):
+                await client.access_token()
+        except PlatformError as exc:
+            error = exc
+        except TimeoutError:
+            error = _timed_out(self.deadline)
+        finally:
+            send.finish()
+        if error is None:
+            return True
+        await self.outcomes.record(row, lane.spec.platform, error, batch.defer)
+        return False
 
     def _horizon(self, row: OutboxRow) -> float:
-        """The latest send time for a claimed row: later, its lease may run out mid-request."""
-        return (row.lease_until or 0.0) - self.settings.lease_seconds / 4
+        """The latest send time for a claimed row: later, the request could outlive its lease."""
+        return horizon(row, self.deadline, self.options.lease_margin)
 
     # -- one row --------------------------------------------------------------------------------
 
     async def _deliver(self, lane: _Lane, row: OutboxRow, batch: _Batch, send: Send) -> None:
         error: PlatformError | None = None
         token = CURRENT.set(send)  # PacedTransport notes when the write leaves
+        # One deadline for the whole request, and never past the row's lease (minus the time
+        # to record the outcome): the lease must not run out while the request is on the wire.
+        budget = min(self.deadline, (row.lease_until or 0.0) - self.clock())
+        budget -= self.options.lease_margin / 2
         try:
             quantity = _quantity(row)
-            await lane.client.set_stock(target_of(row.payload), quantity, row.idempotency_key)
+            async with asyncio.timeout(max(0.0, budget)):
+                await lane.client.set_stock(target_of(row.payload), quantity, row.idempotency_key)
         except PlatformError as exc:
             error = exc
+        except TimeoutError:
+            error = _timed_out(self.deadline)
         except Exception as exc:  # a client bug: retry with backoff, dead after max_attempts
             log.exception("relay_send_crashed", shop=row.shop, outbox_id=row.id)
             error = PlatformError(f"unexpected error: {exc!r}", retryable=True)
@@ -411,6 +497,20 @@ class Relay:
             await self.outcomes.record(row, lane.spec.platform, error, batch.defer)
         except Exception:  # the database: the lease runs out and the row is claimed again
             log.exception("relay_record_failed", shop=row.shop, outbox_id=row.id)
+
+
+@runtime_checkable
+class TokenSource(Protocol):
+    """A client that fetches an access token before some writes (BentoWeb's OAuth): the relay
+    gives each fetch a rate-limit slot of its own, so the shop never sees more than its limit."""
+
+    def needs_token(self) -> bool: ...
+
+    async def access_token(self, stale: str | None = None) -> str: ...
+
+
+def _timed_out(deadline: float) -> PlatformError:
+    return PlatformError(f"no answer within the request deadline ({deadline:g} s)", retryable=True)
 
 
 def _quantity(row: OutboxRow) -> int:

@@ -41,13 +41,14 @@ BW_CLIENT, BW_SECRET = "bw-relay-client", "bw-relay-secret"
 PRODUCT = "1001"
 FAST = 50.0  # req/s for shops whose test is not about the limit
 
-# Short timings so the tests run in seconds; the lease stays well above request_timeout.
+# Short timings so the tests run in seconds; the lease stays well above request_timeout (a
+# row's requests start no later than lease_until - request_timeout - 1 s: 7 s into a claim).
 RELAY = RelayConfig(
     lease_seconds=10.0,
     max_attempts=12,
     backoff_base=0.05,
     backoff_cap=0.4,
-    request_timeout=5.0,
+    request_timeout=2.0,
     poll_interval=0.05,
 )
 
@@ -196,10 +197,12 @@ async def relays(
     *,
     publisher: Publisher | None = None,
     options: RelayOptions | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[list[RelayHandle]]:
     """``count`` running relays, each with its own store object, HTTP client and owner id.
 
-    ``publisher`` (e.g. a never-connected KafkaPublisher) replaces the real one for all of them.
+    ``publisher`` (e.g. a never-connected KafkaPublisher) replaces the real one for all of them;
+    ``clock`` (e.g. one running late) is theirs.
     """
     handles: list[RelayHandle] = []
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -228,6 +231,7 @@ async def relays(
                 owner=f"relay-{next(_owners)}",
                 registry=registry,
                 options=options,
+                clock=clock,
             )
             handles.append(RelayHandle(relay, registry, store))
         for handle in handles:
