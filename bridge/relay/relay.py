@@ -18,83 +18,27 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
 from prometheus_client import CollectorRegistry
 
-from bridge.commands import target_of
 from bridge.config import Config, ShopConfig
-from bridge.errors import PlatformError
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import Topics
 from bridge.log import get_logger
-from bridge.outbox.store import SET_STOCK, OutboxRow, OutboxStore
+from bridge.outbox.store import OutboxRow, OutboxStore
 from bridge.platforms.base import PlatformClient
 from bridge.relay.deliveries import Reporter
+from bridge.relay.lanes import Batch, Lane, RelayOptions
 from bridge.relay.metrics import RelayMetrics
 from bridge.relay.outcomes import Outcomes
-from bridge.relay.pacing import CURRENT, PaceOn, Send, SendWindow, sleep_until
+from bridge.relay.pacing import SendWindow, sleep_until
+from bridge.relay.requests import Requests
 from bridge.relay.slots import Slots, horizon, lease_for
 
 log = get_logger(__name__)
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class RelayOptions:
-    """Tuning beyond ``[relay]`` in bridge.toml; the defaults suit production."""
-
-    max_lanes: int = 1000  # shops sent to at once by one relay process
-    batch_seconds: float = 2.0  # a claim takes about this many seconds of the shop's rate
-    max_batch: int = 200
-    # Send at (1 - headroom) x rate_limit: slack for jitter we cannot see (transit, the
-    # platform's own scheduling), so no window at the platform holds more than rate_limit
-    # requests: 1.5% of 1 s is 15 ms. Late departures on our side are handled exactly
-    # (bridge.relay.pacing).
-    rate_headroom: float = 0.015
-    # When an earlier request surely counted at the platform: once answered (safe whatever the
-    # platform does) or once written (tighter, for platforms that count on arrival). See pacing.
-    pace_on: PaceOn = "answer"
-    # A lane busy this long hands its shop over (pausing it for two polls) so that replicas
-    # started later get a share of busy shops. 0 keeps a lane until its shop has nothing due.
-    lane_turn_seconds: float = 300.0
-    depth_interval: float = 5.0  # how often bridge_outbox_rows is refreshed from the database
-    publish_timeout: float = 10.0
-    flush_timeout: float = 10.0  # at shutdown, for the last delivery records
-    min_defer: float = 1.0  # a 429 without Retry-After pauses the shop at least this long
-    # A request starts no later than deadline (relay.request_timeout) + this before its row's
-    # lease ends, so its outcome is recorded while the lease still holds.
-    lease_margin: float = 1.0
-
-
-@dataclass(slots=True)
-class _Lane:
-    shop: str
-    spec: ShopConfig
-    client: PlatformClient
-    started: float
-    renewed: float
-    held: bool = True
-    # Rows went back unsent: end the lane rather than claim again, and leave the shop alone
-    # until then (a deferral's end, or the first send slot beyond the lease).
-    idle_until: float | None = None
-
-    def pause(self, until: float) -> None:
-        self.idle_until = max(until, self.idle_until or until)
-
-
-@dataclass(slots=True, eq=False)  # identity equality: batches live in a set
-class _Batch:
-    """One claimed batch; ``interrupt`` stops sending its rest (429 deferral or shutdown)."""
-
-    interrupt: asyncio.Event = field(default_factory=asyncio.Event)
-    deferred_until: float | None = None
-
-    def defer(self, until: float) -> None:
-        self.deferred_until = max(until, self.deferred_until or until)
-        self.interrupt.set()
 
 
 class Relay:
@@ -138,6 +82,9 @@ class Relay:
         )
         # One deadline per request (connect to answer); a row's lease must outlast it.
         self.deadline = self.settings.request_timeout
+        self.requests = Requests(
+            self.outcomes, clock, deadline=self.deadline, margin=self.options.lease_margin
+        )
         self.lease = lease_for(self.settings, self.options.batch_seconds, self.options.lease_margin)
         if self.lease > self.settings.lease_seconds:
             log.warning(
@@ -150,7 +97,7 @@ class Relay:
         self.last_poll: float | None = None
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._cooldown: dict[str, float] = {}
-        self._batches: set[_Batch] = set()
+        self._batches: set[Batch] = set()
         self._windows: dict[str, SendWindow] = {}
         self._signal = asyncio.Event()
         self._stopping = False
@@ -278,7 +225,7 @@ class Relay:
             # once (the lane ending wakes the poll loop, and the shop is still due).
             self._cooldown[shop] = now + self.settings.poll_interval
             return
-        lane = _Lane(shop, spec, client, started=now, renewed=now)
+        lane = Lane(shop, spec, client, started=now, renewed=now)
         try:
             while not self._stopping:
                 now = self.clock()
@@ -307,7 +254,7 @@ class Relay:
                 except Exception:
                     log.exception("relay_lane_release_failed", shop=shop)
 
-    async def _release(self, lane: _Lane) -> None:
+    async def _release(self, lane: Lane) -> None:
         """Give the lane up, telling the next holder how long our last requests still count."""
         window = self._windows.get(lane.shop)
         if window is not None:
@@ -316,7 +263,7 @@ class Relay:
                 await self.store.defer(lane.shop, until)
         await self.store.release_lane(lane.shop, self.owner)
 
-    async def _renew(self, lane: _Lane) -> bool:
+    async def _renew(self, lane: Lane) -> bool:
         now = self.clock()
         if await self.store.acquire_lane(lane.shop, self.owner, self.lease, now):
             lane.renewed = now
@@ -325,9 +272,9 @@ class Relay:
         log.warning("relay_lane_lost", shop=lane.shop)
         return False
 
-    async def _send_batch(self, lane: _Lane, rows: list[OutboxRow]) -> None:
+    async def _send_batch(self, lane: Lane, rows: list[OutboxRow]) -> None:
         """Send ``rows`` at their slots; after a 429 wait for the deferred time, then go on."""
-        batch = _Batch()
+        batch = Batch()
         self._batches.add(batch)
         if self._stopping:
             batch.interrupt.set()
@@ -363,9 +310,9 @@ class Relay:
 
     async def _send_at_slots(
         self,
-        lane: _Lane,
+        lane: Lane,
         rows: list[OutboxRow],
-        batch: _Batch,
+        batch: Batch,
         sends: list[asyncio.Task[None]],
     ) -> list[OutboxRow]:
         """Start each row's request at its slot; return the rows left when interrupted."""
@@ -384,17 +331,18 @@ class Relay:
             if turn == "send":
                 send = window.start()
                 task = asyncio.create_task(
-                    self._deliver(lane, row, batch, send), name=f"relay-{row.id}"
+                    self.requests.deliver(lane.client, lane.spec.platform, row, batch.defer, send),
+                    name=f"relay-{row.id}",
                 )
                 sends.append(task)
         return []
 
     async def _turn(
         self,
-        lane: _Lane,
+        lane: Lane,
         rows: list[OutboxRow],
         slots: Slots,
-        batch: _Batch,
+        batch: Batch,
         window: SendWindow,
     ) -> Literal["send", "skip", "interrupted", "stop"]:
         """Wait for ``rows[0]``'s slot (after one for a token fetch, if a token is due).
@@ -419,13 +367,15 @@ class Relay:
                 await self.outcomes.put_back(rows, self.clock(), "lease nearly over")
                 lane.pause(self.clock())
                 return "stop"
-            fetched = await self._fetch_token(lane, row, batch, window)
+            fetched = await self.requests.fetch_token(
+                lane.client, lane.spec.platform, row, batch.defer, window
+            )
             if fetched is None:
                 return "send"
             if not fetched:
                 return "skip"
 
-    def _window(self, lane: _Lane) -> SendWindow:
+    def _window(self, lane: Lane) -> SendWindow:
         window = self._windows.get(lane.shop)
         if window is None:
             window = self._windows[lane.shop] = SendWindow(
@@ -437,87 +387,6 @@ class Relay:
             )
         return window
 
-    async def _fetch_token(
-        self, lane: _Lane, row: OutboxRow, batch: _Batch, window: SendWindow
-    ) -> bool | None:
-        """Fetch a due access token in this slot: None when none is due (send the row now);
-        True when fetched (the row waits for the next slot); False when the fetch failed, which
-        is the row's outcome (its write needs the token)."""
-        client = lane.client
-        if not isinstance(client, TokenSource) or not client.needs_token():
-            return None
-        send = window.start()
-        error: PlatformError | None = None
-        try:
-            async with asyncio.timeout(self.deadline):
-                await client.access_token()
-        except PlatformError as exc:
-            error = exc
-        except TimeoutError:
-            error = _timed_out(self.deadline)
-        finally:
-            send.finish()
-        if error is None:
-            return True
-        await self.outcomes.record(row, lane.spec.platform, error, batch.defer)
-        return False
-
     def _horizon(self, row: OutboxRow) -> float:
         """The latest send time for a claimed row: later, the request could outlive its lease."""
         return horizon(row, self.deadline, self.options.lease_margin)
-
-    # -- one row --------------------------------------------------------------------------------
-
-    async def _deliver(self, lane: _Lane, row: OutboxRow, batch: _Batch, send: Send) -> None:
-        error: PlatformError | None = None
-        token = CURRENT.set(send)  # PacedTransport notes when the write leaves
-        # One deadline for the whole request, and never past the row's lease (minus the time
-        # to record the outcome): the lease must not run out while the request is on the wire.
-        budget = min(self.deadline, (row.lease_until or 0.0) - self.clock())
-        budget -= self.options.lease_margin / 2
-        try:
-            quantity = _quantity(row)
-            async with asyncio.timeout(max(0.0, budget)):
-                await lane.client.set_stock(target_of(row.payload), quantity, row.idempotency_key)
-        except PlatformError as exc:
-            error = exc
-        except TimeoutError:
-            error = _timed_out(self.deadline)
-        except Exception as exc:  # a client bug: retry with backoff, dead after max_attempts
-            log.exception("relay_send_crashed", shop=row.shop, outbox_id=row.id)
-            error = PlatformError(f"unexpected error: {exc!r}", retryable=True)
-        finally:
-            CURRENT.reset(token)
-            send.finish()
-        log.debug(
-            "relay_sent", shop=row.shop, outbox_id=row.id, started=send.started, left=send.left,
-            finished=send.finished,
-        )  # fmt: skip
-        try:
-            await self.outcomes.record(row, lane.spec.platform, error, batch.defer)
-        except Exception:  # the database: the lease runs out and the row is claimed again
-            log.exception("relay_record_failed", shop=row.shop, outbox_id=row.id)
-
-
-@runtime_checkable
-class TokenSource(Protocol):
-    """A client that fetches an access token before some writes (BentoWeb's OAuth): the relay
-    gives each fetch a rate-limit slot of its own, so the shop never sees more than its limit."""
-
-    def needs_token(self) -> bool: ...
-
-    async def access_token(self, stale: str | None = None) -> str: ...
-
-
-def _timed_out(deadline: float) -> PlatformError:
-    return PlatformError(f"no answer within the request deadline ({deadline:g} s)", retryable=True)
-
-
-def _quantity(row: OutboxRow) -> int:
-    """The quantity of a set_stock row; anything else cannot be sent (dead at once)."""
-    if row.kind != SET_STOCK:
-        raise PlatformError(f"the relay cannot send outbox kind {row.kind!r}", retryable=False)
-    quantity = row.payload.get("quantity")
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-        raise PlatformError(f"set_stock without a valid quantity: {quantity!r}", retryable=False)
-    return quantity

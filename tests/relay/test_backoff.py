@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from bridge.config import RelayConfig
-from bridge.errors import PlatformError, RequestTooLarge
+from bridge.config import RelayConfig, parse_config
+from bridge.errors import ConfigError, PlatformError, RequestTooLarge
 from bridge.relay.backoff import Decision, backoff_delay, ceiling, decide
 
 NOW = 1_700_000_000.0
@@ -141,3 +141,11 @@ def test_max_retry_after_is_configurable() -> None:
     assert Decision("retry", NOW + 120.0, NOW + 120.0) == decide(
         error, 1, config, NOW, random.Random(0)
     )
+
+
+def test_max_retry_after_is_read_from_the_relay_table() -> None:
+    """[relay] max_retry_after in bridge.toml; below 1 s is refused with the key's name."""
+    text = '[privacy]\nmode = "redact"\n[relay]\nmax_retry_after = {}\n'
+    assert 60.0 == parse_config(text.format(60), {}).relay.max_retry_after
+    with pytest.raises(ConfigError, match=r"relay\.max_retry_after"):
+        parse_config(text.format(0), {})
