@@ -60,8 +60,9 @@ class RelayConfig:
     max_attempts: int = 12
     backoff_base: float = 0.5
     backoff_cap: float = 300.0
-    request_timeout: float = 10.0
+    request_timeout: float = 10.0  # the whole request, connect to answer (one deadline)
     poll_interval: float = 0.2
+    max_retry_after: float = 3600.0  # a platform's Retry-After is capped here
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +325,7 @@ class _Reader:
             raw,
             k,
             {"lease_seconds", "max_attempts", "backoff_base", "backoff_cap", "request_timeout",
-             "poll_interval"},
+             "poll_interval", "max_retry_after"},
         )  # fmt: skip
         return RelayConfig(
             lease_seconds=self.number(raw, k, "lease_seconds", 30.0, minimum=1.0),
@@ -333,6 +334,7 @@ class _Reader:
             backoff_cap=self.number(raw, k, "backoff_cap", 300.0, minimum=0.1),
             request_timeout=self.number(raw, k, "request_timeout", 10.0, minimum=0.1),
             poll_interval=self.number(raw, k, "poll_interval", 0.2, minimum=0.01),
+            max_retry_after=self.number(raw, k, "max_retry_after", 3600.0, minimum=1.0),
         )
 
     def privacy(self, raw: dict[str, Any]) -> PrivacyConfig:

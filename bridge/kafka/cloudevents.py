@@ -11,10 +11,10 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def attributes(
-    id: str, source: str, type: str, time: datetime, subject: str | None = None
+def binary_headers(
+    *, id: str, source: str, type: str, subject: str | None, time: datetime
 ) -> list[tuple[str, bytes]]:
-    """CloudEvents headers for a record the bridge itself emits (dead letters, alerts)."""
+    """The ``ce_*`` headers of one JSON event (every record the bridge publishes uses these)."""
     headers = [
         ("ce_specversion", b"1.0"),
         ("ce_id", id.encode()),
@@ -27,18 +27,23 @@ def attributes(
     return headers
 
 
+def attributes(
+    id: str, source: str, type: str, time: datetime, subject: str | None = None
+) -> list[tuple[str, bytes]]:
+    """CloudEvents headers for a record the bridge itself emits (dead letters, alerts)."""
+    return binary_headers(id=id, source=source, type=type, subject=subject, time=time)
+
+
 def headers_for(
     event: CanonicalEvent, received_at: datetime, traceparent: str | None = None
 ) -> list[tuple[str, bytes]]:
-    headers = [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", event.id.encode()),
-        ("ce_source", event.source.encode()),
-        ("ce_type", event.type.encode()),
-        ("ce_subject", event.entity_id.encode()),
-        ("ce_time", rfc3339(event.time or received_at).encode()),
-        ("content-type", b"application/json"),
-    ]
+    headers = binary_headers(
+        id=event.id,
+        source=event.source,
+        type=event.type,
+        subject=event.entity_id,
+        time=event.time or received_at,
+    )
     if traceparent:
         headers.append(("traceparent", traceparent.encode("ascii", "replace")))
     return headers

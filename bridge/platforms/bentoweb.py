@@ -292,6 +292,10 @@ class BentoWebClient:
         self._refresh_at = 0.0
         self._lock = asyncio.Lock()
 
+    def needs_token(self) -> bool:
+        """Whether the next write fetches a token first: the relay gives that fetch its own slot."""
+        return self._token is None or self.clock() >= self._refresh_at
+
     async def access_token(self, stale: str | None = None) -> str:
         """The cached token, fetched when missing, due, or equal to ``stale`` (after a 401)."""
         async with self._lock:
@@ -341,11 +345,12 @@ class BentoWebClient:
         token = await self.access_token()
         response = await self._write(url, content, token, idempotency_key)
         if response.status_code == 401:
-            # Revoked or expired early: fetch a fresh token now, but retry the write through the
-            # relay (a new rate-limit slot), never as an extra request beyond the shop's limit.
-            await self.access_token(stale=token)
+            # Revoked or expired early: drop the token; the relay's retry fetches a fresh one in
+            # a rate-limit slot of its own (needs_token), then writes in another.
+            if self._token == token:
+                self._token = None
             raise PlatformError(
-                "BentoWeb rejected the access token; refreshed it, the write will be retried",
+                "BentoWeb rejected the access token; the retry fetches a fresh one",
                 status=401,
                 retryable=True,
             )

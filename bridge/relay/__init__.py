@@ -6,8 +6,9 @@ it as a process with its store, HTTP client, platform clients, Kafka publisher a
 """
 
 from bridge.relay.backoff import Decision, backoff_delay, ceiling, decide
+from bridge.relay.lanes import RelayOptions
 from bridge.relay.metrics import RelayMetrics
-from bridge.relay.relay import Relay, RelayOptions
+from bridge.relay.relay import Relay
 
 __all__ = [
     "Decision",

@@ -3,7 +3,9 @@
 Full jitter (the AWS Architecture Blog's "Exponential Backoff And Jitter"): the n-th retry waits a
 uniformly random time in ``[0, min(cap, base * 2 ** (n - 1))]``, which spreads the retries of many
 rows that failed together instead of bunching them. A platform's ``Retry-After`` is an instruction,
-not a hint, so when one is given it is used as it is.
+not a hint, so when one is given it is used as it is, up to ``relay.max_retry_after`` (1 h by
+default): a platform answering ``Retry-After: 86400`` or an HTTP-date next year must not park a
+shop that long.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ def backoff_delay(
     cap: float,
     rng: random.Random,
     retry_after: float | None = None,
+    max_retry_after: float = math.inf,
 ) -> float:
-    """Seconds to wait before retry ``attempt``: ``Retry-After`` if given, else full jitter."""
+    """Seconds to wait before retry ``attempt``: ``Retry-After`` if given (at most
+    ``max_retry_after``), else full jitter."""
     if retry_after is not None and math.isfinite(retry_after):
-        return max(0.0, retry_after)
+        return min(max(0.0, retry_after), max_retry_after)
     return rng.uniform(0.0, ceiling(attempt, base, cap))
 
 
@@ -69,12 +73,18 @@ def decide(
 
     Non-retryable errors (4xx other than 408/409/429, a request too large) are dead at once;
     retryable ones are dead once ``attempt >= config.max_attempts``. A 429 also defers the shop:
-    until ``Retry-After``, or for the backoff delay (at least ``min_defer``) when none was given.
+    until ``Retry-After`` (capped at ``config.max_retry_after``), or for the backoff delay (at
+    least ``min_defer``) when none was given.
     """
     if not error.retryable or attempt >= config.max_attempts:
         return Decision("dead")
     delay = backoff_delay(
-        attempt, config.backoff_base, config.backoff_cap, rng, retry_after=error.retry_after
+        attempt,
+        config.backoff_base,
+        config.backoff_cap,
+        rng,
+        retry_after=error.retry_after,
+        max_retry_after=config.max_retry_after,
     )
     defer_until = None
     if error.status == 429:

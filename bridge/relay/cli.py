@@ -21,8 +21,9 @@ from bridge.ops import ops_app
 from bridge.outbox.store import open_store
 from bridge.platforms import client_for
 from bridge.platforms.base import PlatformClient
+from bridge.relay.lanes import RelayOptions
 from bridge.relay.pacing import PACE_ON, PacedTransport
-from bridge.relay.relay import Relay, RelayOptions
+from bridge.relay.relay import Relay
 from bridge.serve import run, running_server, stop_on_signals
 
 log = get_logger(__name__)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import Any, Literal
 import orjson
 
 from bridge.errors import PublishUnavailable
-from bridge.kafka.cloudevents import rfc3339
+from bridge.kafka.cloudevents import binary_headers, rfc3339
 from bridge.kafka.publisher import Publisher
 from bridge.log import get_logger
 from bridge.outbox.store import OutboxRow
@@ -28,7 +29,7 @@ from bridge.relay.metrics import RelayMetrics
 log = get_logger(__name__)
 
 DeliveryStatus = Literal["done", "retry", "dead"]
-SOURCE = b"/bridge/relay"
+SOURCE = "/bridge/relay"
 
 
 def _time(seconds: float) -> str:
@@ -80,17 +81,31 @@ def dead_letter_document(row: OutboxRow, reason: str, now: float) -> dict[str, A
     }
 
 
+def claim_tag(row: OutboxRow) -> str:
+    """8 hex digits naming the claim that produced this attempt: its lease (owner and expiry).
+
+    The attempt number alone repeats (``outbox retry`` resets it; a lease taken over by another
+    relay sends the same number again); the lease does not, and it is the same for every outcome
+    of one claimed attempt, so publishing that outcome again keeps its id.
+    """
+    lease = f"{row.lease_owner or ''}|{row.lease_until!r}".encode()
+    return hashlib.blake2b(lease, digest_size=4).hexdigest()
+
+
+def event_id(kind: str, row: OutboxRow, status: str) -> str:
+    """``{kind}-{outbox id}-{attempt}.{claim tag}-{status}``: unique per attempt and outcome."""
+    return f"{kind}-{row.id}-{row.attempts}.{claim_tag(row)}-{status}"
+
+
 def headers(kind: str, subject: OutboxRow, now: float, status: str) -> list[tuple[str, bytes]]:
     """CloudEvents binary-mode headers: ``ce_type`` is ``commerce.{kind}.{status}``."""
-    return [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", f"{kind}-{subject.id}-{subject.attempts}-{status}".encode()),
-        ("ce_source", SOURCE),
-        ("ce_type", f"commerce.{kind}.{status}".encode()),
-        ("ce_subject", record_key(subject)),
-        ("ce_time", _time(now).encode()),
-        ("content-type", b"application/json"),
-    ]
+    return binary_headers(
+        id=event_id(kind, subject, status),
+        source=SOURCE,
+        type=f"commerce.{kind}.{status}",
+        subject=record_key(subject).decode(),
+        time=datetime.fromtimestamp(now, UTC),
+    )
 
 
 @dataclass(frozen=True, slots=True)

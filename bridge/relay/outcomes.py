@@ -80,7 +80,9 @@ class Outcomes:
             self.metrics.rate_limited.labels(row.shop).inc()
         if decision.defer_until is not None:
             defer(decision.defer_until)  # first: the batch must not send on while we write
-            await store.defer(row.shop, decision.defer_until)
+            await store.defer(
+                row.shop, decision.defer_until, now, max_defer=self.settings.max_retry_after
+            )
             log.info("relay_shop_deferred", shop=row.shop, seconds=decision.defer_until - now)
         if decision.verdict == "dead":
             if not await store.mark_dead(row.id, owner, error.detail, now):
@@ -113,15 +115,23 @@ class Outcomes:
 
     async def put_back(self, rows: list[OutboxRow], due: float, why: str) -> None:
         """Return claimed rows unsent, due again at ``due``; their claim is not an attempt, so
-        put-backs never bring a row closer to ``max_attempts``."""
+        put-backs never bring a row closer to ``max_attempts``. Nothing is published: a put-back
+        is not an outcome (no request was made), only counted (``outcome="unsent"``)."""
         now = self.clock()
         due = max(now, due)
         reason = f"not sent: {why}"
+        returned = 0
         for row in rows:
             if not await self.store.mark_retry(row.id, self.owner, due, reason, now, sent=False):
                 self._lost(row, "retry")
                 continue
-            self._report(row, "retry", now, error=reason, next_attempt_at=due, outcome="unsent")
+            returned += 1
+            self.metrics.attempts.labels(row.shop, "unsent").inc()
+        if rows:
+            log.info(
+                "relay_put_back", shop=rows[0].shop, rows=returned, why=why,
+                due_in=round(due - now, 3),
+            )  # fmt: skip
 
     def _report(
         self,
@@ -132,10 +142,9 @@ class Outcomes:
         http_status: int | None = None,
         error: str | None = None,
         next_attempt_at: float | None = None,
-        outcome: str | None = None,
     ) -> None:
-        """Count the outcome (``outcome`` defaults to ``status``) and publish the delivery."""
-        self.metrics.attempts.labels(row.shop, outcome or status).inc()
+        """Count the outcome and publish the delivery record of this attempt."""
+        self.metrics.attempts.labels(row.shop, status).inc()
         document = delivery_document(
             row, status, now, http_status=http_status, error=error, next_attempt_at=next_attempt_at
         )

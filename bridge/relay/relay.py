@@ -18,73 +18,27 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from typing import Literal
 
 from prometheus_client import CollectorRegistry
 
-from bridge.commands import target_of
 from bridge.config import Config, ShopConfig
-from bridge.errors import PlatformError
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import Topics
 from bridge.log import get_logger
-from bridge.outbox.store import SET_STOCK, OutboxRow, OutboxStore
+from bridge.outbox.store import OutboxRow, OutboxStore
 from bridge.platforms.base import PlatformClient
 from bridge.relay.deliveries import Reporter
+from bridge.relay.lanes import Batch, Lane, RelayOptions
 from bridge.relay.metrics import RelayMetrics
 from bridge.relay.outcomes import Outcomes
-from bridge.relay.pacing import CURRENT, PaceOn, Send, SendWindow, sleep_until
+from bridge.relay.pacing import SendWindow, sleep_until
+from bridge.relay.requests import Requests
+from bridge.relay.slots import Slots, horizon, lease_for
 
 log = get_logger(__name__)
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class RelayOptions:
-    """Tuning beyond ``[relay]`` in bridge.toml; the defaults suit production."""
-
-    max_lanes: int = 1000  # shops sent to at once by one relay process
-    batch_seconds: float = 2.0  # a claim takes about this many seconds of the shop's rate
-    max_batch: int = 200
-    # Send at (1 - headroom) x rate_limit: slack for jitter we cannot see (transit, the
-    # platform's own scheduling), so no window at the platform holds more than rate_limit
-    # requests: 1.5% of 1 s is 15 ms. Late departures on our side are handled exactly
-    # (bridge.relay.pacing).
-    rate_headroom: float = 0.015
-    # When an earlier request surely counted at the platform: once answered (safe whatever the
-    # platform does) or once written (tighter, for platforms that count on arrival). See pacing.
-    pace_on: PaceOn = "answer"
-    # A lane busy this long hands its shop over (pausing it for two polls) so that replicas
-    # started later get a share of busy shops. 0 keeps a lane until its shop has nothing due.
-    lane_turn_seconds: float = 300.0
-    depth_interval: float = 5.0  # how often bridge_outbox_rows is refreshed from the database
-    publish_timeout: float = 10.0
-    flush_timeout: float = 10.0  # at shutdown, for the last delivery records
-    min_defer: float = 1.0  # a 429 without Retry-After pauses the shop at least this long
-
-
-@dataclass(slots=True)
-class _Lane:
-    shop: str
-    spec: ShopConfig
-    client: PlatformClient
-    started: float
-    renewed: float
-    held: bool = True
-    put_back: bool = False  # rows went back unsent: end the lane rather than claim again
-
-
-@dataclass(slots=True, eq=False)  # identity equality: batches live in a set
-class _Batch:
-    """One claimed batch; ``interrupt`` stops sending its rest (429 deferral or shutdown)."""
-
-    interrupt: asyncio.Event = field(default_factory=asyncio.Event)
-    deferred_until: float | None = None
-
-    def defer(self, until: float) -> None:
-        self.deferred_until = max(until, self.deferred_until or until)
-        self.interrupt.set()
 
 
 class Relay:
@@ -126,17 +80,24 @@ class Relay:
             topics=self.topics,
             min_defer=self.options.min_defer,
         )
-        if self.settings.lease_seconds < self.settings.request_timeout + self.options.batch_seconds:
+        # One deadline per request (connect to answer); a row's lease must outlast it.
+        self.deadline = self.settings.request_timeout
+        self.requests = Requests(
+            self.outcomes, clock, deadline=self.deadline, margin=self.options.lease_margin
+        )
+        self.lease = lease_for(self.settings, self.options.batch_seconds, self.options.lease_margin)
+        if self.lease > self.settings.lease_seconds:
             log.warning(
                 "relay_lease_too_short",
                 lease_seconds=self.settings.lease_seconds,
-                hint="make it exceed request_timeout plus a batch, or rows go out twice",
+                using=self.lease,
+                hint="lease_seconds must exceed request_timeout plus a batch; using more",
             )
         self.started = asyncio.Event()
         self.last_poll: float | None = None
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._cooldown: dict[str, float] = {}
-        self._batches: set[_Batch] = set()
+        self._batches: set[Batch] = set()
         self._windows: dict[str, SendWindow] = {}
         self._signal = asyncio.Event()
         self._stopping = False
@@ -257,14 +218,14 @@ class Relay:
         return max(1, min(self.options.max_batch, per_batch))
 
     async def _lane(self, shop: str, spec: ShopConfig, client: PlatformClient) -> None:
-        lease = self.settings.lease_seconds
+        lease = self.lease
         now = self.clock()
         if not await self.store.acquire_lane(shop, self.owner, lease, now):
             # Another relay sends to this shop now: look again after a poll interval, not at
             # once (the lane ending wakes the poll loop, and the shop is still due).
             self._cooldown[shop] = now + self.settings.poll_interval
             return
-        lane = _Lane(shop, spec, client, started=now, renewed=now)
+        lane = Lane(shop, spec, client, started=now, renewed=now)
         try:
             while not self._stopping:
                 now = self.clock()
@@ -279,7 +240,10 @@ class Relay:
                 if not rows:
                     break
                 await self._send_batch(lane, rows)
-                if not lane.held or lane.put_back:
+                if not lane.held:
+                    break
+                if lane.idle_until is not None:  # deferred, or no slot within the lease
+                    self._cooldown[shop] = max(lane.idle_until, self._cooldown.get(shop, 0.0))
                     break
         except Exception:
             log.exception("relay_lane_failed", shop=shop)
@@ -290,27 +254,28 @@ class Relay:
                 except Exception:
                     log.exception("relay_lane_release_failed", shop=shop)
 
-    async def _release(self, lane: _Lane) -> None:
+    async def _release(self, lane: Lane) -> None:
         """Give the lane up, telling the next holder how long our last requests still count."""
         window = self._windows.get(lane.shop)
         if window is not None:
             until = window.handover(lane.spec.burst)
-            if until > self.clock():
-                await self.store.defer(lane.shop, until)
+            now = self.clock()
+            if until > now:
+                await self.store.defer(lane.shop, until, now)
         await self.store.release_lane(lane.shop, self.owner)
 
-    async def _renew(self, lane: _Lane) -> bool:
+    async def _renew(self, lane: Lane) -> bool:
         now = self.clock()
-        if await self.store.acquire_lane(lane.shop, self.owner, self.settings.lease_seconds, now):
+        if await self.store.acquire_lane(lane.shop, self.owner, self.lease, now):
             lane.renewed = now
             return True
         lane.held = False
         log.warning("relay_lane_lost", shop=lane.shop)
         return False
 
-    async def _send_batch(self, lane: _Lane, rows: list[OutboxRow]) -> None:
+    async def _send_batch(self, lane: Lane, rows: list[OutboxRow]) -> None:
         """Send ``rows`` at their slots; after a 429 wait for the deferred time, then go on."""
-        batch = _Batch()
+        batch = Batch()
         self._batches.add(batch)
         if self._stopping:
             batch.interrupt.set()
@@ -327,6 +292,7 @@ class Relay:
                         await self.outcomes.put_back(
                             pending, until, "the shop is deferred after a 429"
                         )
+                        lane.pause(until)  # and send nothing to this shop until then
                         break
                     batch.interrupt.clear()
                     await sleep_until(self.clock, until, batch.interrupt)
@@ -335,6 +301,8 @@ class Relay:
                 pending = await self._send_at_slots(lane, pending, batch, sends)
             if sends:
                 await asyncio.gather(*sends)
+            if batch.deferred_until is not None and batch.deferred_until > self.clock():
+                lane.pause(batch.deferred_until)  # a 429 came back: no new claim until then
         finally:
             self._batches.discard(batch)
             for task in sends:
@@ -343,81 +311,83 @@ class Relay:
 
     async def _send_at_slots(
         self,
-        lane: _Lane,
+        lane: Lane,
         rows: list[OutboxRow],
-        batch: _Batch,
+        batch: Batch,
         sends: list[asyncio.Task[None]],
     ) -> list[OutboxRow]:
         """Start each row's request at its slot; return the rows left when interrupted."""
         spec = lane.spec
         rate = spec.rate_limit * (1.0 - self.options.rate_headroom)
-        slots = await self.store.reserve(lane.shop, rate, spec.burst, len(rows), self.clock())
-        lease = self.settings.lease_seconds
-        window = self._windows.get(lane.shop)
-        if window is None:
-            window = self._windows[lane.shop] = SendWindow(
-                spec.rate_limit,
-                self.clock,
-                headroom=self.options.rate_headroom,
-                burst=spec.burst,
-                pace_on=self.options.pace_on,
-            )
-        for index, (row, slot) in enumerate(zip(rows, slots, strict=True)):
-            if slot > self._horizon(row):
-                await self.outcomes.put_back(rows[index:], slot, "no send slot within the lease")
-                lane.put_back = True
+        until = self._horizon(rows[0])  # claimed together: one lease for the batch
+        slots = Slots(self.store, lane.shop, rate, spec.burst, until)
+        await slots.fill(len(rows), self.clock())
+        window = self._window(lane)
+        for index, row in enumerate(rows):
+            turn = await self._turn(lane, rows[index:], slots, batch, window)
+            if turn == "interrupted":
+                return rows[index:]
+            if turn == "stop":
                 return []
+            if turn == "send":
+                send = window.start()
+                task = asyncio.create_task(
+                    self.requests.deliver(lane.client, lane.spec.platform, row, batch.defer, send),
+                    name=f"relay-{row.id}",
+                )
+                sends.append(task)
+        return []
+
+    async def _turn(
+        self,
+        lane: Lane,
+        rows: list[OutboxRow],
+        slots: Slots,
+        batch: Batch,
+        window: SendWindow,
+    ) -> Literal["send", "skip", "interrupted", "stop"]:
+        """Wait for ``rows[0]``'s slot (after one for a token fetch, if a token is due).
+
+        ``stop``: the rest went back unsent (no slot left within the lease); ``skip``: the token
+        fetch failed and that is the row's outcome.
+        """
+        row, until = rows[0], slots.until
+        while True:
+            slot = await slots.next(self.clock())
+            if slot is None:
+                await self.outcomes.put_back(rows, until, "no send slot within the lease")
+                lane.pause(until)
+                return "stop"
             await sleep_until(self.clock, slot, batch.interrupt)
             await window.wait_turn(batch.interrupt)  # the earlier writes have arrived
             if batch.interrupt.is_set():
-                return rows[index:]
-            if self.clock() > self._horizon(row):  # waiting for the window used the lease up
-                await self.outcomes.put_back(rows[index:], self.clock(), "lease nearly over")
-                lane.put_back = True
-                return []
-            if lane.held and self.clock() - lane.renewed >= lease / 3:
+                return "interrupted"
+            if lane.held and self.clock() - lane.renewed >= self.lease / 3:
                 await self._renew(lane)  # a lost lane: finish this batch, then stop
-            send = window.start()
-            sends.append(
-                asyncio.create_task(self._deliver(lane, row, batch, send), name=f"relay-{row.id}")
+            if self.clock() > until:  # waiting for the window used the lease up
+                await self.outcomes.put_back(rows, self.clock(), "lease nearly over")
+                lane.pause(self.clock())
+                return "stop"
+            fetched = await self.requests.fetch_token(
+                lane.client, lane.spec.platform, row, batch.defer, window
             )
-        return []
+            if fetched is None:
+                return "send"
+            if not fetched:
+                return "skip"
+
+    def _window(self, lane: Lane) -> SendWindow:
+        window = self._windows.get(lane.shop)
+        if window is None:
+            window = self._windows[lane.shop] = SendWindow(
+                lane.spec.rate_limit,
+                self.clock,
+                headroom=self.options.rate_headroom,
+                burst=lane.spec.burst,
+                pace_on=self.options.pace_on,
+            )
+        return window
 
     def _horizon(self, row: OutboxRow) -> float:
-        """The latest send time for a claimed row: later, its lease may run out mid-request."""
-        return (row.lease_until or 0.0) - self.settings.lease_seconds / 4
-
-    # -- one row --------------------------------------------------------------------------------
-
-    async def _deliver(self, lane: _Lane, row: OutboxRow, batch: _Batch, send: Send) -> None:
-        error: PlatformError | None = None
-        token = CURRENT.set(send)  # PacedTransport notes when the write leaves
-        try:
-            quantity = _quantity(row)
-            await lane.client.set_stock(target_of(row.payload), quantity, row.idempotency_key)
-        except PlatformError as exc:
-            error = exc
-        except Exception as exc:  # a client bug: retry with backoff, dead after max_attempts
-            log.exception("relay_send_crashed", shop=row.shop, outbox_id=row.id)
-            error = PlatformError(f"unexpected error: {exc!r}", retryable=True)
-        finally:
-            CURRENT.reset(token)
-            send.finish()
-        log.debug(
-            "relay_sent", shop=row.shop, outbox_id=row.id, started=send.started, left=send.left,
-            finished=send.finished,
-        )  # fmt: skip
-        try:
-            await self.outcomes.record(row, lane.spec.platform, error, batch.defer)
-        except Exception:  # the database: the lease runs out and the row is claimed again
-            log.exception("relay_record_failed", shop=row.shop, outbox_id=row.id)
-
-
-def _quantity(row: OutboxRow) -> int:
-    """The quantity of a set_stock row; anything else cannot be sent (dead at once)."""
-    if row.kind != SET_STOCK:
-        raise PlatformError(f"the relay cannot send outbox kind {row.kind!r}", retryable=False)
-    quantity = row.payload.get("quantity")
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-        raise PlatformError(f"set_stock without a valid quantity: {quantity!r}", retryable=False)
-    return quantity
+        """The latest send time for a claimed row: later, the request could outlive its lease."""
+        return horizon(row, self.deadline, self.options.lease_margin)

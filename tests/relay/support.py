@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -41,13 +41,14 @@ BW_CLIENT, BW_SECRET = "bw-relay-client", "bw-relay-secret"
 PRODUCT = "1001"
 FAST = 50.0  # req/s for shops whose test is not about the limit
 
-# Short timings so the tests run in seconds; the lease stays well above request_timeout.
+# Short timings so the tests run in seconds; the lease stays well above request_timeout (a
+# row's requests start no later than lease_until - request_timeout - 1 s: 7 s into a claim).
 RELAY = RelayConfig(
     lease_seconds=10.0,
     max_attempts=12,
     backoff_base=0.05,
     backoff_cap=0.4,
-    request_timeout=5.0,
+    request_timeout=2.0,
     poll_interval=0.05,
 )
 
@@ -153,12 +154,13 @@ async def simulator(
     *,
     seed: int = 7,
     no_sync_groups: Iterable[str] = (),
+    token_ttl: float = 3600.0,
     **faults: Any,
 ) -> AsyncIterator[Sim]:
     """The real simulator over HTTP on a free port, for the shops of ``config``."""
     app = create_app(
         config,
-        options=SimulatorOptions(no_sync_groups=frozenset(no_sync_groups)),
+        options=SimulatorOptions(no_sync_groups=frozenset(no_sync_groups), token_ttl=token_ttl),
         faults=FaultSettings(**faults),
         seed=seed,
     )
@@ -196,10 +198,13 @@ async def relays(
     *,
     publisher: Publisher | None = None,
     options: RelayOptions | None = None,
+    clock: Callable[[], float] = time.time,
+    wrap: Callable[[OutboxStore], OutboxStore] | None = None,
 ) -> AsyncIterator[list[RelayHandle]]:
     """``count`` running relays, each with its own store object, HTTP client and owner id.
 
-    ``publisher`` (e.g. a never-connected KafkaPublisher) replaces the real one for all of them.
+    ``publisher`` (e.g. a never-connected KafkaPublisher) replaces the real one for all of them;
+    ``clock`` (e.g. one running late) is theirs; ``wrap`` wraps each relay's store (a recorder).
     """
     handles: list[RelayHandle] = []
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -209,6 +214,8 @@ async def relays(
             store = await open_store(cfg.outbox.dsn)
             closers.append(store.close)
             await store.migrate()
+            if wrap is not None:
+                store = wrap(store)
             pools = {sid: http_client(cfg) for sid in cfg.shops}
             closers += [pool.aclose for pool in pools.values()]
             pub: Publisher
@@ -228,6 +235,7 @@ async def relays(
                 owner=f"relay-{next(_owners)}",
                 registry=registry,
                 options=options,
+                clock=clock,
             )
             handles.append(RelayHandle(relay, registry, store))
         for handle in handles:
@@ -242,7 +250,51 @@ async def relays(
             await close()
 
 
+def most_in_any_window(times: Iterable[float], window: float = 1.0) -> int:
+    """The most of ``times`` within any half-open ``window`` seconds, as a platform counts."""
+    ordered = sorted(times)
+    most, first = 0, 0
+    for last, moment in enumerate(ordered):
+        while moment - ordered[first] >= window:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
 # -- outbox ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of one row by a relay: when, and until when its lease ran."""
+
+    row: int
+    attempt: int
+    at: float
+    lease_until: float
+
+
+class ClaimRecorder:
+    """Wraps a store and records every claimed row; everything else passes through."""
+
+    def __init__(self, inner: OutboxStore, claims: list[Claim]) -> None:
+        self._inner = inner
+        self.claims = claims
+
+    async def claim(
+        self, shop: str, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> list[OutboxRow]:
+        claimed = await self._inner.claim(shop, owner, limit, lease_seconds, now)
+        self.claims += [Claim(r.id, r.attempts, now, r.lease_until or 0.0) for r in claimed]
+        return claimed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def recording(claims: list[Claim]) -> Callable[[OutboxStore], OutboxStore]:
+    """A ``relays(wrap=...)`` that records every claim of the wrapped stores into ``claims``."""
+    return lambda store: cast(OutboxStore, ClaimRecorder(store, claims))
 
 
 def set_stock(

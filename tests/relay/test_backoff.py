@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 import statistics
+from dataclasses import replace
 
 import pytest
 
-from bridge.config import RelayConfig
-from bridge.errors import PlatformError, RequestTooLarge
+from bridge.config import RelayConfig, parse_config
+from bridge.errors import ConfigError, PlatformError, RequestTooLarge
 from bridge.relay.backoff import Decision, backoff_delay, ceiling, decide
 
 NOW = 1_700_000_000.0
@@ -119,3 +120,32 @@ def test_429_without_retry_after_defers_at_least_min_defer() -> None:
     assert decision.defer_until is not None
     assert decision.defer_until >= NOW + 1.0
     assert decision.defer_until == decision.next_attempt_at
+
+
+@pytest.mark.parametrize("retry_after", [3600.0, 3601.0, 86_400.0, 10.0**9])
+def test_429_retry_after_is_capped_at_max_retry_after(retry_after: float) -> None:
+    """Retry-After beyond relay.max_retry_after (default 1 h) defers the shop only that long."""
+    error = PlatformError(
+        "come back next year", status=429, retryable=True, retry_after=retry_after
+    )
+    assert 3600.0 == RelayConfig().max_retry_after
+    assert Decision("retry", NOW + 3600.0, NOW + 3600.0) == decide(
+        error, 1, RelayConfig(), NOW, random.Random(0)
+    )
+
+
+def test_max_retry_after_is_configurable() -> None:
+    """A smaller max_retry_after caps Retry-After for the row and the shop alike."""
+    config = replace(CONFIG, max_retry_after=120.0)
+    error = PlatformError("later", status=429, retryable=True, retry_after=900.0)
+    assert Decision("retry", NOW + 120.0, NOW + 120.0) == decide(
+        error, 1, config, NOW, random.Random(0)
+    )
+
+
+def test_max_retry_after_is_read_from_the_relay_table() -> None:
+    """[relay] max_retry_after in bridge.toml; below 1 s is refused with the key's name."""
+    text = '[privacy]\nmode = "redact"\n[relay]\nmax_retry_after = {}\n'
+    assert 60.0 == parse_config(text.format(60), {}).relay.max_retry_after
+    with pytest.raises(ConfigError, match=r"relay\.max_retry_after"):
+        parse_config(text.format(0), {})

@@ -12,6 +12,7 @@ from bridge.kafka.publisher import Headers, Published
 from bridge.outbox import OutboxRow, Status
 from bridge.relay.deliveries import (
     Reporter,
+    claim_tag,
     dead_letter_document,
     delivery_document,
     headers,
@@ -111,8 +112,21 @@ def test_key_and_headers() -> None:
     assert b"cb-taipei:variant:5001" == record_key(row())
     hdrs = dict(headers("delivery", row(), T0, "done"))
     assert b"commerce.delivery.done" == hdrs["ce_type"]
-    assert b"delivery-41-2-done" == hdrs["ce_id"]
+    assert f"delivery-41-2.{claim_tag(row())}-done".encode() == hdrs["ce_id"]
     assert b"application/json" == hdrs["content-type"]
+
+
+def test_ce_id_is_unique_per_claimed_attempt_and_stable_for_one() -> None:
+    """The same attempt number under another lease (retry, take-over) gets another ce_id."""
+    first = row(attempts=1, lease_owner="relay-1", lease_until=T0 + 30)
+    again = row(attempts=1, lease_owner="relay-1", lease_until=T0 + 95)  # after `outbox retry`
+    other = row(attempts=1, lease_owner="relay-2", lease_until=T0 + 30)  # another relay
+
+    def ce_id(subject: OutboxRow) -> bytes:
+        return dict(headers("delivery", subject, T0, "retry"))["ce_id"]
+
+    assert 3 == len({ce_id(first), ce_id(again), ce_id(other)})
+    assert ce_id(first) == ce_id(row(attempts=1, lease_owner="relay-1", lease_until=T0 + 30))
 
 
 async def test_reporter_publishes_in_the_background() -> None:
