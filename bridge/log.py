@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -11,30 +12,42 @@ from typing import Any
 import orjson
 import structlog
 
-# Keys whose values never reach a log line, whatever their nesting.
+from bridge import platforms
+
+# Keys whose values never reach a log line, whatever their nesting (plus every header a registered
+# platform declares secret: :func:`sensitive_keys`).
 SENSITIVE_KEYS = frozenset(
     {
         "authorization", "api_token", "token", "access_token", "refresh_token", "secret",
         "client_secret", "webhook_secret", "webhook_secrets", "password", "sasl_password",
         "pii_key", "aes_key", "email", "phone", "mobile", "address", "customer", "buyer",
-        "receiver", "body", "payload", "raw", "x-cyberbiz-hmac-sha256", "x-webhook-token",
-        "webhook-signature", "cookie",
+        "receiver", "body", "payload", "raw", "cookie",
     }
 )  # fmt: skip
 REDACTED = "[redacted]"
 _TOKEN_QUERY = re.compile(r"([?&](?:token|access_token)=)[^&\s]+", re.IGNORECASE)
 
 
-def _scrub(value: Any, depth: int = 0) -> Any:
+def sensitive_keys() -> frozenset[str]:
+    """:data:`SENSITIVE_KEYS` and the secret headers of every registered platform."""
+    return _with_headers(platforms.secret_headers())
+
+
+@functools.lru_cache(maxsize=8)
+def _with_headers(headers: frozenset[str]) -> frozenset[str]:
+    return SENSITIVE_KEYS | headers
+
+
+def _scrub(value: Any, keys: frozenset[str], depth: int = 0) -> Any:
     if depth > 6:
         return REDACTED
     if isinstance(value, dict):
         return {
-            k: REDACTED if str(k).lower() in SENSITIVE_KEYS else _scrub(v, depth + 1)
+            k: REDACTED if str(k).lower() in keys else _scrub(v, keys, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_scrub(v, depth + 1) for v in value]
+        return [_scrub(v, keys, depth + 1) for v in value]
     if isinstance(value, str):
         return _TOKEN_QUERY.sub(r"\1" + REDACTED, value)
     return value
@@ -44,11 +57,12 @@ def redact(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """structlog processor: blank out secrets/PII by key; strip tokens from URLs."""
+    keys = sensitive_keys()
     for key in list(event_dict):
-        if key.lower() in SENSITIVE_KEYS:
+        if key.lower() in keys:
             event_dict[key] = REDACTED
         else:
-            event_dict[key] = _scrub(event_dict[key])
+            event_dict[key] = _scrub(event_dict[key], keys)
     return event_dict
 
 

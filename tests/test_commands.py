@@ -53,7 +53,7 @@ def test_valid_command_becomes_an_outbox_write() -> None:
     write = to_write(command)
     assert ("cb-taipei", "set_stock", "variant:5001") == (write.shop, write.kind, write.target)
     assert "sync:tee-black-m:42" == write.idempotency_key
-    assert StockTarget(variant="5001", product="1001") == target_of(write.payload)
+    assert StockTarget("variant", "5001", "1001") == target_of(write.payload)
     assert 17 == write.payload["quantity"]
     assert [] == list(SCHEMA.iter_errors(VALID))
 
@@ -63,7 +63,7 @@ def test_group_target() -> None:
     doc = variant(target={"cyberbiz_group": "77"})
     write = to_write(parse_command(orjson.dumps(doc), SHOPS))
     assert "group:77" == write.target
-    assert StockTarget(cyberbiz_group="77") == target_of(write.payload)
+    assert StockTarget("group", "77") == target_of(write.payload)
     assert [] == list(SCHEMA.iter_errors(doc))
 
 

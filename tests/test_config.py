@@ -9,6 +9,7 @@ import pytest
 
 from bridge.config import load_config, parse_config
 from bridge.errors import ConfigError
+from bridge.targets import StockTarget
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 ENV = {"CB_TOKEN": "tok", "CB_SECRET": "s3cret", "BENTO_TOKEN": "bt", "BRIDGE_PII_KEY": KEY}
@@ -67,11 +68,8 @@ def test_architecture_example_parses() -> None:
     assert 5.0 == shop.rate_limit
     assert "encrypt" == config.privacy.mode
     assert config.privacy.active_key_id in config.privacy.keys
-    assert ("cb-taipei", "1001", "5001") == (
-        config.sync_groups[0].members[0].shop,
-        config.sync_groups[0].members[0].product,
-        config.sync_groups[0].members[0].variant,
-    )
+    member = config.sync_groups[0].members[0]
+    assert ("cb-taipei", StockTarget("variant", "5001", "1001")) == (member.shop, member.target)
 
 
 def test_secrets_do_not_appear_in_repr() -> None:

@@ -22,8 +22,8 @@ from tests.platforms.support import shop
 
 Handler = Callable[[httpx.Request], httpx.Response]
 NOW = 1_720_684_800.0
-VARIANT = StockTarget(variant="5001", product="1001")
-GROUP = StockTarget(cyberbiz_group="77")
+VARIANT = StockTarget("variant", "5001", "1001")
+GROUP = StockTarget("group", "77")
 
 
 class Recorder:
@@ -113,7 +113,7 @@ async def test_cyberbiz_group_stock_request() -> None:
 async def test_cyberbiz_variant_without_product_is_not_retryable() -> None:
     """A variant target without its product id fails locally, without a request."""
     recorder = Recorder(_json(200, {}))
-    error = await _failure(_cyberbiz(recorder).set_stock(StockTarget(variant="5001"), 1, "k"))
+    error = await _failure(_cyberbiz(recorder).set_stock(StockTarget("variant", "5001"), 1, "k"))
     assert (False, [], True) == (error.retryable, recorder.requests, "product" in error.detail)
 
 
@@ -267,7 +267,7 @@ def _bento(recorder: Recorder, clock: Clock | None = None, **overrides: Any) -> 
 async def test_bentoweb_token_request_and_stock_write() -> None:
     """Client credentials are posted as a form; the write PUTs {"stock": N} with the token."""
     recorder = Recorder(_token(), _json(200, {"status": 1}))
-    await _bento(recorder).set_stock(StockTarget(variant="753758"), 12, "key-9")
+    await _bento(recorder).set_stock(StockTarget("variant", "753758"), 12, "key-9")
     token_request, write = recorder.requests
     expected = (
         ("POST", "/oauth/token", "application/x-www-form-urlencoded"),
@@ -292,8 +292,8 @@ async def test_bentoweb_token_is_cached() -> None:
     """Two writes within the token's life fetch it once."""
     recorder = Recorder(_token(), _json(200, {}), _json(200, {}))
     client = _bento(recorder)
-    await client.set_stock(StockTarget(variant="1"), 1, "a")
-    await client.set_stock(StockTarget(variant="1"), 2, "b")
+    await client.set_stock(StockTarget("variant", "1"), 1, "a")
+    await client.set_stock(StockTarget("variant", "1"), 2, "b")
     assert ["/oauth/token", "/product-variant/1", "/product-variant/1"] == [
         r.url.path for r in recorder.requests
     ]
@@ -330,9 +330,9 @@ async def test_bentoweb_401_refreshes_the_token_and_leaves_the_retry_to_the_rela
     a new slot, uses the fresh token."""
     recorder = Recorder(_token("tok-1"), _json(401, {}), _token("tok-2"), _json(200, {}))
     client = _bento(recorder)
-    error = await _failure(client.set_stock(StockTarget(variant="1"), 5, "k"))
+    error = await _failure(client.set_stock(StockTarget("variant", "1"), 5, "k"))
     assert (True, 401, 3) == (error.retryable, error.status, len(recorder.requests))
-    await client.set_stock(StockTarget(variant="1"), 5, "k")
+    await client.set_stock(StockTarget("variant", "1"), 5, "k")
     expected = [
         ("/oauth/token", None),
         ("/product-variant/1", "Bearer tok-1"),
@@ -345,14 +345,14 @@ async def test_bentoweb_401_refreshes_the_token_and_leaves_the_retry_to_the_rela
 async def test_bentoweb_rejected_credentials_are_final() -> None:
     """The token endpoint refusing the credentials is not retryable."""
     recorder = Recorder(_json(401, {"error": "invalid_client"}))
-    error = await _failure(_bento(recorder).set_stock(StockTarget(variant="1"), 5, "k"))
+    error = await _failure(_bento(recorder).set_stock(StockTarget("variant", "1"), 5, "k"))
     assert (False, True) == (error.retryable, "invalid_client" in error.detail)
 
 
 async def test_bentoweb_token_endpoint_outage_is_retryable() -> None:
     """A 503 from the token endpoint is retryable."""
     error = await _failure(
-        _bento(Recorder(_json(503, {}))).set_stock(StockTarget(variant="1"), 5, "k")
+        _bento(Recorder(_json(503, {}))).set_stock(StockTarget("variant", "1"), 5, "k")
     )
     assert True is error.retryable
 
@@ -361,7 +361,7 @@ async def test_bentoweb_without_credentials_is_final() -> None:
     """A shop without client_id/client_secret cannot write."""
     recorder = Recorder(_token())
     client = _bento(recorder, client_id=None)
-    error = await _failure(client.set_stock(StockTarget(variant="1"), 5, "k"))
+    error = await _failure(client.set_stock(StockTarget("variant", "1"), 5, "k"))
     assert (False, []) == (error.retryable, recorder.requests)
 
 
@@ -374,7 +374,7 @@ async def test_bentoweb_group_target_is_final() -> None:
 async def test_bentoweb_429_is_retryable() -> None:
     """BentoWeb's 429 maps like Cyberbiz's."""
     recorder = Recorder(_token(), _json(429, {}, {"Retry-After": "2"}))
-    error = await _failure(_bento(recorder).set_stock(StockTarget(variant="1"), 5, "k"))
+    error = await _failure(_bento(recorder).set_stock(StockTarget("variant", "1"), 5, "k"))
     assert (True, 2.0) == (error.retryable, error.retry_after)
 
 
