@@ -39,7 +39,7 @@ def sign_request(
         raise ConfigError(
             "--event", f"{shop.platform} webhooks need an event name (none guessed from the body)"
         )
-    signed = plugin.sign(shop.webhook_secrets[0], shop, body, event, now)
+    signed = plugin.sign(shop.webhook_secrets[0], shop.id, body, event, now)
     return signed.suffix, {**JSON_HEADERS, **signed.headers}
 
 

@@ -85,8 +85,8 @@ class SignedRequest:
     headers: dict[str, str]
 
 
-# (secret, shop, body, event, now) -> the request; ``event`` may be "" when ``needs_event`` is off.
-Signer = Callable[[str, ShopConfig, bytes, str, float], SignedRequest]
+# (secret, shop id, body, event, now) -> the request; ``event`` is "" when ``needs_event`` is off.
+Signer = Callable[[str, str, bytes, str, float], SignedRequest]
 
 
 def no_shop_rules(_shop: ShopConfig, _where: str) -> None:

@@ -12,7 +12,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bridge.devtools.simulator.state import StockSeed
-from bridge.devtools.simulator.webhooks import variant_webhook
 
 if TYPE_CHECKING:
     from bridge.devtools.simulator.app import Simulator
@@ -134,9 +133,7 @@ def routes(sim: Simulator) -> list[Route]:
         changes = state.sale(shop, variant, quantity)
         if changes is None:
             return _json(409, {"error": "insufficient stock", "available": old})
-        if sim.emitter is not None:
-            for change in changes:
-                sim.emitter.emit(variant_webhook(shop.spec, change.variant, change.old))
+        sim.echo(shop, changes)
         payload = {"shop": shop.spec.id, "variant": variant_id, "old": old, "new": variant.quantity}
         return _json(200, payload)
 

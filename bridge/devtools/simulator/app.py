@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import random
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -49,17 +50,19 @@ from bridge.devtools.simulator.webhooks import (
     variant_webhook,
 )
 from bridge.log import get_logger
+from bridge.platforms.bentoweb import client as bentoweb_api
+from bridge.platforms.cyberbiz import client as cyberbiz_api
 
-# -- the contract the platform clients are written against -----------------------------------
+# -- the contract the platform clients are written against (their own constants) ------------
 CYBERBIZ_PREFIX = "/cyberbiz/{shop}"
-CYBERBIZ_VARIANT_PATH = "/v1/products/{product_id}/product_variants/{variant_id}"
-CYBERBIZ_GROUPS_PATH = "/v1/inventory_sync_groups"
-CYBERBIZ_GROUP_PATH = "/v1/inventory_sync_groups/{group_id}"
-CYBERBIZ_QUANTITY = "inventory_quantity"
+CYBERBIZ_VARIANT_PATH = cyberbiz_api.VARIANT_PATH
+CYBERBIZ_GROUPS_PATH = cyberbiz_api.SYNC_GROUPS_PATH
+CYBERBIZ_GROUP_PATH = cyberbiz_api.SYNC_GROUP_PATH
+CYBERBIZ_QUANTITY = cyberbiz_api.STOCK_FIELD
 BENTOWEB_PREFIX = "/bentoweb/{shop}"
-BENTOWEB_TOKEN_PATH = "/oauth/token"  # noqa: S105 -- a URL path, not a password
-BENTOWEB_VARIANT_PATH = "/product-variant/{variant_id}"
-BENTOWEB_QUANTITY = "stock"
+BENTOWEB_TOKEN_PATH = bentoweb_api.TOKEN_PATH
+BENTOWEB_VARIANT_PATH = bentoweb_api.STOCK_PATH
+BENTOWEB_QUANTITY = bentoweb_api.STOCK_FIELD
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_QUANTITY = 2**31 - 1
 
@@ -79,6 +82,11 @@ class SimulatorOptions:
     create_missing: bool = True  # a PUT to an unknown variant/group creates it
     initial_stock: tuple[StockSeed, ...] = ()  # seeded at start and after /_sim/reset
     webhook_queue_size: int = 10_000
+    drop_webhooks: float = 0.0  # share of echo webhooks dropped on purpose (seeded by ``seed``)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.drop_webhooks <= 1.0:
+            raise ValueError(f"drop_webhooks must be within [0, 1], got {self.drop_webhooks}")
 
 
 def api_base(base_url: str, shop: ShopConfig) -> str:
@@ -192,6 +200,7 @@ class Simulator:
     state: SimState = field(init=False)
     faults: Faults = field(init=False)
     emitter: WebhookEmitter | None = field(init=False, default=None)
+    drops: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
         shops = [s for s in self.config.shops.values() if s.platform in SIMULATED_PLATFORMS]
@@ -209,6 +218,7 @@ class Simulator:
             create_missing=self.options.create_missing,
         )
         self.faults = Faults(self.fault_settings, self.seed)
+        self.drops = random.Random(self.seed)  # noqa: S311 -- fault injection, not cryptography
         if self.options.webhooks_to:
             self.emitter = WebhookEmitter(
                 self.options.webhooks_to, queue_size=self.options.webhook_queue_size
@@ -222,6 +232,18 @@ class Simulator:
         for seed in self.options.initial_stock:
             self.state.seed(seed)
         self.faults.configure(self.fault_settings, self.seed)
+        self.drops.seed(self.seed)
+
+    def echo(self, shop: ShopState, changes: Iterable[Change]) -> None:
+        """Send the platform's webhook for each change, less the ``drop_webhooks`` share."""
+        if self.emitter is None:
+            return
+        rate = self.options.drop_webhooks
+        for change in changes:
+            if rate and self.drops.random() < rate:
+                shop.webhooks_dropped += 1
+                continue
+            self.emitter.emit(variant_webhook(shop.spec, change.variant, change.old))
 
     @asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -332,9 +354,8 @@ class Simulator:
         applied = changes is not None
         if call.fingerprint is not None and call.key is not None:
             self.state.remember(spec.id, call.key, StoredAnswer(call.fingerprint, 200, body))
-        if changes and self.emitter is not None:
-            for change in changes:
-                self.emitter.emit(variant_webhook(spec, change.variant, change.old))
+        if changes:
+            self.echo(call.shop, changes)
         status = 200
         if applied and call.fail_after:
             status, body = 500, _ERRORS[500]
@@ -392,16 +413,20 @@ class Simulator:
     # -- BentoWeb -----------------------------------------------------------------------------
 
     async def bentoweb_variant(self, request: Request) -> Response:
-        call = await self._enter(request, "bentoweb", write=True)
+        write = request.scope["method"] == bentoweb_api.STOCK_METHOD
+        call = await self._enter(request, "bentoweb", write=write)
         if isinstance(call, Response):
             return call
-        quantity, errors = parse_quantity(call.body, BENTOWEB_QUANTITY)
-        if errors:
-            return self._reject(call, 422, {"messages": errors})
-        variant = self.state.variant(call.shop, request.path_params["variant_id"], create=True)
+        quantity = 0
+        if write:
+            quantity, errors = parse_quantity(call.body, BENTOWEB_QUANTITY)
+            if errors:
+                return self._reject(call, 422, {"messages": errors})
+        variant_id = request.path_params["variant_id"]
+        variant = self.state.variant(call.shop, variant_id, create=write)
         if variant is None:
             return self._reject(call, 404, {"error": "not found"})
-        changes = self.state.set_variant(call.shop, variant, quantity)
+        changes = self.state.set_variant(call.shop, variant, quantity) if write else None
         payload = {"variant_id": platform_id(variant.id), BENTOWEB_QUANTITY: variant.quantity}
         return self._done(call, payload, changes)
 
@@ -443,7 +468,11 @@ class Simulator:
         cb, bw = CYBERBIZ_PREFIX, BENTOWEB_PREFIX
         return [
             Route(cb + CYBERBIZ_VARIANT_PATH, self.cyberbiz_variant, methods=["GET", "PUT"]),
-            Route(bw + BENTOWEB_VARIANT_PATH, self.bentoweb_variant, methods=["PUT"]),
+            Route(
+                bw + BENTOWEB_VARIANT_PATH,
+                self.bentoweb_variant,
+                methods=["GET", bentoweb_api.STOCK_METHOD],
+            ),
             Route(cb + CYBERBIZ_GROUPS_PATH, self.cyberbiz_groups, methods=["GET"]),
             Route(cb + CYBERBIZ_GROUP_PATH, self.cyberbiz_group, methods=["GET", "PUT"]),
             Route(bw + BENTOWEB_TOKEN_PATH, self.bentoweb_token, methods=["POST"]),

@@ -58,7 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="fraction answered with a spurious 429",
     )
-    parser.add_argument("--seed", type=int, default=None, help="fault injection RNG seed")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="RNG seed of fault injection and --drop-webhooks"
+    )
+    parser.add_argument(
+        "--drop-webhooks",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="fraction (0..1) of the webhooks sent back after writes and sales that are dropped "
+        "(counted as webhooks_dropped in /_sim/stats)",
+    )
     parser.add_argument(
         "--webhooks-to", metavar="URL", help="ingress base URL to post the platform webhooks to"
     )
@@ -90,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         options = SimulatorOptions(
             no_sync_groups=frozenset(args.no_sync_groups),
             webhooks_to=args.webhooks_to,
+            drop_webhooks=args.drop_webhooks,
             token_ttl=args.token_ttl,
             initial_stock=base.initial_stock,
         )

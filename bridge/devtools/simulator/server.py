@@ -33,6 +33,7 @@ async def running_simulator(
     latency_jitter_ms: float = 0.0,
     rate_429: float = 0.0,
     webhooks_to: str | None = None,
+    drop_webhooks: float = 0.0,
     no_sync_groups: Iterable[str] = (),
     token_ttl: float = 3600.0,
 ) -> AsyncIterator[str]:
@@ -51,6 +52,7 @@ async def running_simulator(
     options = SimulatorOptions(
         no_sync_groups=frozenset(no_sync_groups),
         webhooks_to=webhooks_to,
+        drop_webhooks=drop_webhooks,
         token_ttl=token_ttl,
         initial_stock=demo_options().initial_stock if config is None else (),
     )

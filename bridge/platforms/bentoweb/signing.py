@@ -8,10 +8,9 @@ import orjson
 
 from bridge.platforms.base import SignedRequest
 from bridge.platforms.bentoweb.webhooks import TOKEN_HEADER
-from bridge.settings import ShopConfig
 
 
-def sign(secret: str, shop: ShopConfig, body: bytes, event: str, now: float) -> SignedRequest:
+def sign(secret: str, shop_id: str, body: bytes, event: str, now: float) -> SignedRequest:
     """The shop's token in ``X-Webhook-Token``; the event is the URL's last segment."""
     display = "-".join(part.capitalize() for part in TOKEN_HEADER.split("-"))
     return SignedRequest(f"/{quote(event, safe='')}", {display: secret})

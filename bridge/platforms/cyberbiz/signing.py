@@ -15,7 +15,6 @@ from bridge.platforms.cyberbiz.webhooks import (
     SHOP_DOMAIN_HEADER,
     SIGNATURE_HEADER,
 )
-from bridge.settings import ShopConfig
 
 USER_AGENT = "CyberbizAppWebhook/1.0"
 
@@ -25,16 +24,16 @@ def signature(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def sign(secret: str, shop: ShopConfig, body: bytes, event: str, now: float) -> SignedRequest:
+def sign(secret: str, shop_id: str, body: bytes, event: str, now: float) -> SignedRequest:
     """The headers Cyberbiz sends with a webhook; the event is a header, not in the URL."""
-    domain = f"{shop.id}.cyberbiz.co"
+    domain = f"{shop_id}.cyberbiz.co"
     headers = {
         "user-agent": USER_AGENT,
         EVENT_HEADER: event,
         DOMAIN_HEADER: domain,
         SIGNATURE_HEADER: signature(secret, body),
         DOMAIN_SIGNATURE_HEADER: signature(secret, domain.encode()),
-        SHOP_DOMAIN_HEADER: f"{shop.id}.example.com",
+        SHOP_DOMAIN_HEADER: f"{shop_id}.example.com",
     }
     return SignedRequest("", {_display(name): value for name, value in headers.items()})
 

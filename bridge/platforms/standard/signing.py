@@ -14,7 +14,6 @@ from bridge.platforms.standard.webhooks import (
     TIMESTAMP_HEADERS,
     sign,
 )
-from bridge.settings import ShopConfig
 
 
 def body_type(body: bytes) -> str | None:
@@ -27,9 +26,7 @@ def body_type(body: bytes) -> str | None:
     return kind if isinstance(kind, str) and kind else None
 
 
-def sign_request(
-    secret: str, shop: ShopConfig, body: bytes, event: str, now: float
-) -> SignedRequest:
+def sign_request(secret: str, shop_id: str, body: bytes, event: str, now: float) -> SignedRequest:
     """A fresh message id, ``now`` as the timestamp; the event goes in the URL only when the
     body has no ``type`` (an empty ``event`` means "the body's type")."""
     msg_id = f"msg_{secrets.token_hex(16)}"
