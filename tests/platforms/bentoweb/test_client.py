@@ -145,3 +145,28 @@ async def test_bentoweb_429_is_retryable() -> None:
     recorder = Recorder(_token(), json_response(429, {}, {"Retry-After": "2"}))
     error = await failure(_bento(recorder).set_stock(StockTarget("variant", "1"), 5, "k"))
     assert (True, 2.0) == (error.retryable, error.retry_after)
+
+
+async def test_bentoweb_get_stock_reads_the_variant_stock() -> None:
+    """get_stock GETs the product variant with the bearer token and answers its stock."""
+    recorder = Recorder(_token(), json_response(200, {"variant_id": 753758, "stock": 9}))
+    level = await _bento(recorder).get_stock(StockTarget("variant", "753758"))
+    request = recorder.requests[1]
+    assert (9, "GET", "/product-variant/753758", "Bearer tok-1") == (
+        level, request.method, request.url.path, request.headers["authorization"],
+    )  # fmt: skip
+
+
+async def test_bentoweb_get_stock_401_refreshes_and_is_retryable() -> None:
+    """A 401 on a read refreshes the token and leaves the retry to the caller."""
+    recorder = Recorder(_token("old"), json_response(401, {}), _token("new"))
+    client = _bento(recorder)
+    error = await failure(client.get_stock(StockTarget("variant", "1")))
+    assert (True, 401, "new") == (error.retryable, error.status, await client.access_token())
+
+
+async def test_bentoweb_get_stock_without_stock_is_final() -> None:
+    """An answer without a stock field is a non-retryable PlatformError naming it."""
+    recorder = Recorder(_token(), json_response(200, {"variant_id": 1}))
+    error = await failure(_bento(recorder).get_stock(StockTarget("variant", "1")))
+    assert (False, True) == (error.retryable, "stock" in str(error))

@@ -207,3 +207,27 @@ async def test_unexpected_list_shape_is_an_error() -> None:
     """A response that is not a list of groups is a non-retryable error."""
     error = await failure(_cyberbiz(Recorder(json_response(200, {"a": 1}))).list_sync_groups())
     assert False is error.retryable
+
+
+async def test_get_stock_of_a_variant_reads_inventory_quantity() -> None:
+    """get_stock GETs the product variant and answers its inventory_quantity (bare or wrapped)."""
+    bare = Recorder(json_response(200, {"id": 5001, "inventory_quantity": 6}))
+    wrapped = Recorder(json_response(200, {"product_variant": {"inventory_quantity": "8"}}))
+    levels = (await _cyberbiz(bare).get_stock(VARIANT), await _cyberbiz(wrapped).get_stock(VARIANT))
+    request = bare.requests[0]
+    expected = ((6, 8), "GET", "https://api.example.test/v1/products/1001/product_variants/5001")
+    assert expected == (levels, request.method, str(request.url))
+
+
+async def test_get_stock_of_a_sync_group_reads_its_shared_count() -> None:
+    """get_stock on a group GETs the inventory sync group's inventory_quantity."""
+    recorder = Recorder(json_response(200, {"inventory_sync_group": {"inventory_quantity": 4}}))
+    level = await _cyberbiz(recorder).get_stock(GROUP)
+    assert (4, "/v1/inventory_sync_groups/77") == (level, recorder.requests[0].url.path)
+
+
+@pytest.mark.parametrize("body", [{"id": 5001}, {"inventory_quantity": "many"}, [1, 2]])
+async def test_get_stock_without_a_usable_level_is_final(body: Any) -> None:
+    """An answer without an integer inventory_quantity is a non-retryable PlatformError."""
+    error = await failure(_cyberbiz(Recorder(json_response(200, body))).get_stock(VARIANT))
+    assert (False, True) == (error.retryable, "inventory_quantity" in str(error))
