@@ -28,7 +28,7 @@ from starlette.routing import Route
 from starlette.types import Receive
 
 from bridge.config import Config, ShopConfig
-from bridge.devtools.simulator import _control
+from bridge.devtools.simulator._control import routes as control_routes
 from bridge.devtools.simulator.faults import Faults, FaultSettings
 from bridge.devtools.simulator.state import (
     SIMULATED_PLATFORMS,
@@ -476,7 +476,7 @@ class Simulator:
             Route(cb + CYBERBIZ_GROUPS_PATH, self.cyberbiz_groups, methods=["GET"]),
             Route(cb + CYBERBIZ_GROUP_PATH, self.cyberbiz_group, methods=["GET", "PUT"]),
             Route(bw + BENTOWEB_TOKEN_PATH, self.bentoweb_token, methods=["POST"]),
-            *_control.routes(self),
+            *control_routes(self),
         ]
 
 

@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 import httpx
 
+import bridge.platforms._http as _http
 from bridge.errors import InvalidPayload, PlatformError
-from bridge.platforms import _http
 from bridge.platforms._common import quantity
 from bridge.platforms.cyberbiz.webhooks import NAME
 from bridge.settings import ShopConfig
