@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from bridge import platforms
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, PlatformError
 from bridge.outbox.store import SET_STOCK, NewWrite
 from bridge.targets import PRODUCT_FIELD, StockTarget, TargetError
 
@@ -58,10 +58,18 @@ def to_write(command: SetStock) -> NewWrite:
 
 
 def target_of(payload: Mapping[str, Any]) -> StockTarget:
-    """The StockTarget stored in a set_stock outbox payload by :func:`to_write`."""
+    """The StockTarget stored in a set_stock outbox payload by :func:`to_write`.
+
+    A payload without one valid target cannot be sent, ever: a non-retryable PlatformError.
+    """
     codec = platforms.target_codec()
     values = {name: payload.get(name) for name in (*codec.names, PRODUCT_FIELD)}
-    return codec.parse(values)
+    if any(v is not None and not isinstance(v, str) for v in values.values()):
+        raise PlatformError("set_stock payload: a target id is not a string", retryable=False)
+    try:
+        return codec.parse(values)
+    except TargetError as exc:
+        raise PlatformError(f"set_stock payload: target {exc}", retryable=False) from None
 
 
 def _id(value: Any, name: str, *, required: bool) -> str | None:

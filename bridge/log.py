@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import sys
@@ -12,10 +11,8 @@ from typing import Any
 import orjson
 import structlog
 
-from bridge import platforms
-
-# Keys whose values never reach a log line, whatever their nesting (plus every header a registered
-# platform declares secret: :func:`sensitive_keys`).
+# Keys whose values never reach a log line, whatever their nesting (plus what :func:`also_redact`
+# adds: the platform registry adds every registered platform's secret headers).
 SENSITIVE_KEYS = frozenset(
     {
         "authorization", "api_token", "token", "access_token", "refresh_token", "secret",
@@ -28,14 +25,24 @@ REDACTED = "[redacted]"
 _TOKEN_QUERY = re.compile(r"([?&](?:token|access_token)=)[^&\s]+", re.IGNORECASE)
 
 
+_extra: dict[str, frozenset[str]] = {}  # source (e.g. "platform:cyberbiz") -> lower-case keys
+_sensitive = SENSITIVE_KEYS
+
+
+def also_redact(source: str, keys: Iterable[str]) -> None:
+    """Redact ``keys`` as well, on behalf of ``source``; no keys forgets what ``source`` added."""
+    global _sensitive
+    lowered = frozenset(k.lower() for k in keys)
+    if lowered:
+        _extra[source] = lowered
+    else:
+        _extra.pop(source, None)
+    _sensitive = SENSITIVE_KEYS.union(*_extra.values())
+
+
 def sensitive_keys() -> frozenset[str]:
-    """:data:`SENSITIVE_KEYS` and the secret headers of every registered platform."""
-    return _with_headers(platforms.secret_headers())
-
-
-@functools.lru_cache(maxsize=8)
-def _with_headers(headers: frozenset[str]) -> frozenset[str]:
-    return SENSITIVE_KEYS | headers
+    """Every key whose value is redacted: :data:`SENSITIVE_KEYS` and what was added."""
+    return _sensitive
 
 
 def _scrub(value: Any, keys: frozenset[str], depth: int = 0) -> Any:

@@ -10,7 +10,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from bridge.commands import InvalidCommand, parse_command, target_of, to_write
-from bridge.platforms.base import StockTarget
+from bridge.errors import PlatformError
+from bridge.targets import StockTarget
 
 SCHEMA = Draft202012Validator(
     orjson.loads((Path(__file__).parents[1] / "schemas" / "command.v1.json").read_bytes())
@@ -82,3 +83,14 @@ def test_non_objects_are_invalid(raw: bytes) -> None:
     """Bytes that are not a JSON object are refused, not crashed on."""
     with pytest.raises(InvalidCommand):
         parse_command(raw, SHOPS)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"quantity": 1}, {"quantity": 1, "variant": "1", "cyberbiz_group": "2"}, {"variant": 5}],
+)
+def test_outbox_payload_without_one_target_is_final(payload: dict[str, object]) -> None:
+    """A stored row without exactly one string target can never be sent: not retryable."""
+    with pytest.raises(PlatformError) as info:
+        target_of(payload)
+    assert False is info.value.retryable

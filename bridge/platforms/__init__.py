@@ -15,7 +15,6 @@ from bridge.platforms.registry import (
     names,
     owners_of,
     register,
-    secret_headers,
     target_codec,
     unregister,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "names",
     "owners_of",
     "register",
-    "secret_headers",
     "target_codec",
     "unregister",
 ]

@@ -1,20 +1,22 @@
 """The platforms the bridge speaks, by name. Built-in ones are registered by ``bridge.platforms``.
 
 Everything outside ``bridge/platforms/`` learns platform facts here: which names exist, a shop's
-webhook side and API client, the target fields all platforms declare, the headers to redact.
+webhook side and API client, the target fields all platforms declare, the headers to redact (told
+to :func:`bridge.log.also_redact` on registration).
 """
 
 from __future__ import annotations
 
 import httpx
 
+from bridge import log
 from bridge.errors import ConfigError
 from bridge.platforms.base import Platform, PlatformClient, WebhookPlatform
 from bridge.settings import ShopConfig
 from bridge.targets import TargetCodec, TargetField
 
 _PLATFORMS: dict[str, Platform] = {}
-_cache: dict[str, object] = {}
+_codec: dict[str, TargetCodec] = {}  # the union of every platform's fields, once computed
 
 
 def register(plugin: Platform) -> None:
@@ -30,13 +32,15 @@ def register(plugin: Platform) -> None:
         merged.setdefault(new.name, new)
     TargetCodec(merged.values())  # one field per kind, across platforms
     _PLATFORMS[plugin.name] = plugin
-    _cache.clear()
+    _codec.clear()
+    log.also_redact(f"platform:{plugin.name}", plugin.secret_headers)
 
 
 def unregister(name: str) -> None:
     """Remove a platform (tests that register their own)."""
     _PLATFORMS.pop(name, None)
-    _cache.clear()
+    _codec.clear()
+    log.also_redact(f"platform:{name}", ())
 
 
 def names() -> tuple[str, ...]:
@@ -67,26 +71,16 @@ def client_for(shop: ShopConfig, http: httpx.AsyncClient) -> PlatformClient:
 
 def target_codec() -> TargetCodec:
     """Every target field any platform declares (commands and outbox rows name any of them)."""
-    codec = _cache.get("codec")
-    if not isinstance(codec, TargetCodec):
+    codec = _codec.get("all")
+    if codec is None:
         fields: dict[str, TargetField] = {}
         for plugin in _PLATFORMS.values():
             for f in plugin.targets.fields:
                 fields.setdefault(f.name, f)
-        codec = _cache["codec"] = TargetCodec(fields.values())
+        codec = _codec["all"] = TargetCodec(fields.values())
     return codec
 
 
 def owners_of(field_name: str) -> list[str]:
     """Titles of the platforms that accept target field ``field_name``."""
     return [p.title for p in _PLATFORMS.values() if p.targets.field(field_name) is not None]
-
-
-def secret_headers() -> frozenset[str]:
-    """Lower-case header names that carry a secret on some platform."""
-    headers = _cache.get("headers")
-    if not isinstance(headers, frozenset):
-        headers = _cache["headers"] = frozenset().union(
-            *(p.secret_headers for p in _PLATFORMS.values())
-        )
-    return headers

@@ -193,3 +193,11 @@ def test_set_stock_to_write_round_trip_keeps_the_key_format() -> None:
         group.target, {k: v for k, v in group.payload.items() if k == "cyberbiz_group"},
         variant.target, variant.payload["product"],
     )  # fmt: skip
+
+
+def test_a_name_registers_once() -> None:
+    """Registering a second platform under a taken name is an error; the first stays."""
+    first = platforms.get("cyberbiz")
+    with pytest.raises(ValueError, match="already registered"):
+        platforms.register(replace(acme.PLUGIN, name="cyberbiz"))
+    assert first is platforms.get("cyberbiz")
