@@ -25,7 +25,7 @@ REDACTED = "[redacted]"
 _TOKEN_QUERY = re.compile(r"([?&](?:token|access_token)=)[^&\s]+", re.IGNORECASE)
 
 
-_extra: dict[str, frozenset[str]] = {}  # source (e.g. "platform:cyberbiz") -> lower-case keys
+_extra: dict[str, frozenset[str]] = {}  # source (e.g. "platform:<name>") -> lower-case keys
 _sensitive = SENSITIVE_KEYS
 
 
