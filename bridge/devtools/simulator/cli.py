@@ -7,8 +7,9 @@ import sys
 from typing import Any
 
 from bridge.config import load_config
-from bridge.devtools.simulator.app import SimulatorOptions, create_app, demo_config, demo_options
+from bridge.devtools.simulator.app import create_app
 from bridge.devtools.simulator.faults import FaultSettings
+from bridge.devtools.simulator.options import SimulatorOptions, demo_config, demo_options
 from bridge.devtools.simulator.server import SIMULATOR_SERVER_OPTIONS
 from bridge.errors import ConfigError
 from bridge.serve import run as run_loop

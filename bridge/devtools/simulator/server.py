@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bridge.config import Config
-from bridge.devtools.simulator.app import SimulatorOptions, create_app, demo_options
+from bridge.devtools.simulator.app import create_app
 from bridge.devtools.simulator.faults import FaultSettings
+from bridge.devtools.simulator.options import SimulatorOptions, demo_options
 from bridge.serve import running_server
 
 # The simulator speaks plain HTTP/1.1 to loopback clients: no websockets, no proxy headers.
