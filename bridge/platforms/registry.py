@@ -23,6 +23,8 @@ def register(plugin: Platform) -> None:
     """Add a platform; its target fields must agree with every other platform's (name ↔ kind)."""
     if plugin.name in _PLATFORMS:
         raise ValueError(f"platform {plugin.name!r} is already registered")
+    if plugin.webhooks.name != plugin.name:
+        raise ValueError(f"platform {plugin.name!r} has webhooks of {plugin.webhooks.name!r}")
     fields = [f for p in _PLATFORMS.values() for f in p.targets.fields]
     merged = {f.name: f for f in fields}
     for new in plugin.targets.fields:

@@ -177,12 +177,10 @@ def test_unregistered_platform_leaves_no_trace() -> None:
 
 def test_a_field_with_another_kind_is_refused() -> None:
     """Registering a platform whose target field means another kind elsewhere is an error."""
-    clash = replace(
-        acme.PLUGIN, name="clash", targets=TargetCodec((TargetField("variant", "bin", "bins"),))
-    )
-    with pytest.raises(ValueError, match="variant"):
+    clash = replace(acme.PLUGIN, targets=TargetCodec((TargetField("variant", "bin", "bins"),)))
+    with pytest.raises(ValueError, match="'variant' is already kind 'variant'"):
         platforms.register(clash)
-    assert "clash" not in platforms.names()
+    assert acme.NAME not in platforms.names()
 
 
 def test_set_stock_to_write_round_trip_keeps_the_key_format() -> None:
@@ -201,3 +199,10 @@ def test_a_name_registers_once() -> None:
     with pytest.raises(ValueError, match="already registered"):
         platforms.register(replace(acme.PLUGIN, name="cyberbiz"))
     assert first is platforms.get("cyberbiz")
+
+
+def test_webhooks_of_another_platform_are_refused() -> None:
+    """A plugin whose webhook side carries another platform's name does not register."""
+    with pytest.raises(ValueError, match="webhooks of 'acme'"):
+        platforms.register(replace(acme.PLUGIN, name="acme-2"))
+    assert "acme-2" not in platforms.names()
