@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.devtools.simulator.state import StockSeed
+from bridge.devtools.simulator.faults import Faults
+from bridge.devtools.simulator.options import SimulatorOptions
+from bridge.devtools.simulator.state import Change, ShopState, SimState, StockSeed
+from bridge.devtools.simulator.webhooks import WebhookEmitter
 
-if TYPE_CHECKING:
-    from bridge.devtools.simulator.app import Simulator
+
+class Simulator(Protocol):
+    """What ``/_sim`` steers (``bridge.devtools.simulator.app.Simulator``)."""
+
+    state: SimState
+    faults: Faults
+    options: SimulatorOptions
+    emitter: WebhookEmitter | None
+
+    def reset(self) -> None: ...
+
+    def echo(self, shop: ShopState, changes: Iterable[Change]) -> None: ...
+
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
