@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from uuid import uuid4
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from bridge.config import KafkaConfig
 from bridge.devtools.kafka.jars import LocalKafkaError
 from bridge.devtools.kafka.local import LocalKafka
 from bridge.kafka.topics import Topics, ensure_topics
+from bridge.log import get_logger
+
+log = get_logger(__name__)
 
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"  # Apache Kafka 3.9, KRaft
 
@@ -43,9 +48,19 @@ def topic_prefix() -> str:
 
 
 @pytest.fixture
-async def kafka_topics(kafka_bootstrap: str, topic_prefix: str) -> Topics:
-    """The eight commerce-bridge topics under this test's prefix, created and ready (3 partitions)."""
-    return await create_topics(kafka_bootstrap, topic_prefix)
+async def kafka_topics(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[Topics]:
+    """The eight commerce-bridge topics under this test's prefix, created and ready (3 partitions);
+    deleted afterwards, so a long session never piles thousands of partitions onto the broker."""
+    topics = await create_topics(kafka_bootstrap, topic_prefix)
+    yield topics
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        await admin.start()
+        await admin.delete_topics(list(topics.all()))
+    except KafkaError as exc:  # best effort: a leftover topic costs memory, not correctness
+        log.warning("test_topics_not_deleted", prefix=topic_prefix, error=str(exc))
+    finally:
+        await admin.close()
 
 
 async def create_topics(bootstrap_servers: str, prefix: str, partitions: int = 3) -> Topics:

@@ -27,8 +27,9 @@ Defer = Callable[[float], None]
 
 @runtime_checkable
 class TokenSource(Protocol):
-    """A client that fetches an access token before some writes (BentoWeb's OAuth): the relay
-    gives each fetch a rate-limit slot of its own, so the shop never sees more than its limit."""
+    """A client that fetches an access token before some writes (OAuth client credentials): the
+    relay gives each fetch a rate-limit slot of its own, so the shop never sees more than its
+    limit."""
 
     def needs_token(self) -> bool: ...
 

@@ -498,7 +498,7 @@ class LocalKafka:
 
     def _jvm(self, java: str, libs: Path) -> list[str]:
         return [
-            java, "-Xms256m", "-Xmx512m", "-Djava.awt.headless=true",
+            java, "-Xms256m", "-Xmx1g", "-Djava.awt.headless=true",
             f"-Dkafka.logs.dir={self.data_dir}",
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
             "-cp", f"{libs}{os.sep}*",
