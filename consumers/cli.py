@@ -8,7 +8,7 @@ import contextlib
 
 from prometheus_client import CollectorRegistry
 
-from bridge.config import load_config
+from bridge import clitools
 from bridge.log import get_logger
 from bridge.ops import ops_app
 from bridge.serve import run, running_server, stop_on_signals
@@ -21,8 +21,11 @@ log = get_logger(__name__)
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("consume", help="run a consumer group")
     groups = p.add_subparsers(dest="group", metavar="GROUP", required=True)
-    c = groups.add_parser("commands", help="commerce.commands → outbox (group bridge-commands)")
-    c.add_argument("--config", help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)")
+    c = groups.add_parser(
+        "commands",
+        parents=[clitools.CONFIG],
+        help="commerce.commands → outbox (group bridge-commands)",
+    )
     c.add_argument(
         "--metrics-port",
         type=int,
@@ -34,7 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _commands(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = clitools.load(args)
 
     async def main() -> None:
         stop = asyncio.Event()
