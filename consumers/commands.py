@@ -18,11 +18,11 @@ from aiokafka import TopicPartition
 
 from bridge.commands import InvalidCommand, parse_command, to_write
 from bridge.config import Config
-from bridge.kafka.cloudevents import rfc3339
 from bridge.kafka.publisher import KafkaPublisher, Publisher
 from bridge.kafka.topics import Topics
 from bridge.log import get_logger
 from bridge.outbox.store import OutboxStore, open_store
+from bridge.times import rfc3339
 from consumers.runtime import ConsumerMetrics, Records, consume
 
 GROUP = "bridge-commands"
@@ -38,7 +38,7 @@ def dead_letter(reason: str, record: Any, now: float) -> dict[str, Any]:
     return {
         "kind": "invalid_command",
         "reason": reason,
-        "at": rfc3339(datetime.fromtimestamp(now, UTC)),
+        "at": rfc3339(datetime.fromtimestamp(now, UTC), "milliseconds"),
         "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
         "shop": original.get("shop") if isinstance(original, dict) else None,
         "outbox_id": None,

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from bridge.events import CanonicalEvent
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from bridge.times import rfc3339
 
 
 def headers_for(
@@ -20,7 +17,7 @@ def headers_for(
         ("ce_source", event.source.encode()),
         ("ce_type", event.type.encode()),
         ("ce_subject", event.entity_id.encode()),
-        ("ce_time", rfc3339(event.time or received_at).encode()),
+        ("ce_time", rfc3339(event.time or received_at, "milliseconds").encode()),
         ("content-type", b"application/json"),
     ]
     if traceparent:

@@ -24,7 +24,6 @@ from bridge.errors import PlatformError, UnknownEvent, VerificationFailed
 from bridge.events import CanonicalEvent, body_digest
 from bridge.platforms import _http
 from bridge.platforms._common import (
-    TAIPEI,
     action_for,
     all_keys_except,
     array,
@@ -48,6 +47,7 @@ from bridge.platforms._common import (
 )
 from bridge.platforms.base import Delivery, StockTarget
 from bridge.privacy import Privacy
+from bridge.times import TAIPEI
 
 NAME = "cyberbiz"
 

@@ -19,11 +19,11 @@ from typing import Any, Literal
 import orjson
 
 from bridge.errors import PublishUnavailable
-from bridge.kafka.cloudevents import rfc3339
 from bridge.kafka.publisher import Publisher
 from bridge.log import get_logger
 from bridge.outbox.store import OutboxRow
 from bridge.relay.metrics import RelayMetrics
+from bridge.times import rfc3339
 
 log = get_logger(__name__)
 
@@ -32,7 +32,7 @@ SOURCE = b"/bridge/relay"
 
 
 def _time(seconds: float) -> str:
-    return rfc3339(datetime.fromtimestamp(seconds, UTC))
+    return rfc3339(datetime.fromtimestamp(seconds, UTC), "milliseconds")
 
 
 def record_key(row: OutboxRow) -> bytes:

@@ -15,15 +15,15 @@ import hmac
 import math
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 import httpx
 import orjson
 
 from bridge.devtools.simulator.state import SimShop, Variant
 from bridge.log import get_logger
+from bridge.times import TAIPEI
 
-TAIPEI = timezone(timedelta(hours=8), "Asia/Taipei")  # no daylight saving since 1979
 CYBERBIZ_EVENT = "variants/update"
 BENTOWEB_EVENT = "variant.update"
 
