@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive
@@ -48,6 +48,7 @@ from bridge.devtools.simulator.webhooks import (
     taipei_time,
     variant_webhook,
 )
+from bridge.http_body import BodyTooLarge, read_body
 from bridge.log import get_logger
 
 # -- the contract the platform clients are written against -----------------------------------
@@ -132,21 +133,12 @@ def _scan_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str |
     return authorization, key, length
 
 
-async def _read_limited(receive: Receive, limit: int) -> bytes | None:
-    """The request body, or None as soon as it grows past ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+async def _read_limited(receive: Receive, limit: int, declared: int | None = None) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes."""
+    try:
+        return await read_body(receive, limit, declared)
+    except BodyTooLarge:
+        return None
 
 
 def parse_quantity(body: bytes, name: str) -> tuple[int, list[str]]:
@@ -279,10 +271,7 @@ class Simulator:
         shop.receive(now)
         body = b""
         if write:
-            limit = shop.spec.max_request_bytes
-            read = None
-            if declared is None or declared <= limit:
-                read = await _read_limited(request.receive, limit)
+            read = await _read_limited(request.receive, shop.spec.max_request_bytes, declared)
             if read is None:
                 # uvicorn discards the unread rest, so the client still sees this answer
                 return self._answer(shop_id, method, path, t, 413, _ERRORS[413], key=key)
