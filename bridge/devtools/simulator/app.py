@@ -61,7 +61,6 @@ BENTOWEB_PREFIX = "/bentoweb/{shop}"
 BENTOWEB_TOKEN_PATH = "/oauth/token"  # noqa: S105 -- a URL path, not a password
 BENTOWEB_VARIANT_PATH = "/product-variant/{variant_id}"
 BENTOWEB_QUANTITY = "stock"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_QUANTITY = 2**31 - 1
 
 JSON = "application/json"
