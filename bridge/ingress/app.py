@@ -1,4 +1,4 @@
-"""The ingress ASGI application (ARCHITECTURE §3).
+"""The ingress ASGI application: POST /webhooks/{shop}[/{event}] into Kafka.
 
 Order of checks, cheapest and least trusting first: shop → size → media type → body (streamed,
 bounded) → signature → event name → JSON → normalisation → dedup → publish (wait for the ack).
