@@ -21,7 +21,7 @@ system-deps:
 	@.ci/system-deps
 
 dev: $(STAMP) system-deps
-	$(BIN)/bridge dev
+	$(BIN)/commerce-bridge dev
 
 test: $(STAMP) system-deps check pytest
 

@@ -10,6 +10,7 @@ idempotent, same linger) sending the same records with the same concurrency. Eve
 distinct delivery (fresh order id and ``updated_at``), so the ingress publishes each one; at the
 end the records on each orders topic are counted against the 202s. ``--profile`` adds a py-spy
 profile of the ingress at the highest concurrency. Report (markdown) on stdout, progress on stderr.
+
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import dataclasses
 import os
 import secrets
 import shutil
@@ -28,253 +28,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-import orjson
-from _common import (
-    EVENT,
-    ID_BASE,
-    WRK_INSTALL_HINT,
-    Child,
-    CpuMeter,
-    LoadResult,
-    SignedRequests,
-    answer,
-    closed_loop,
-    find_py_spy,
-    http_get,
-    load_average,
-    log,
-    machine_facts,
-    merge,
-    order_template,
-    paced,
-    profile_summary,
-    prometheus_samples,
-    ready_then_wait_for_go,
-    run_workers,
-    run_wrk,
-    table,
-    taipei_stamp,
-    uptime,
-    wait_http,
-    wrk_script,
-)
+from cpu import CpuMeter, find_py_spy, profile_summary
+from ingress_plan import HOST, NAMES, SHOP, Plan, Results, Target, config_text, load
+from ingress_report import report
+from ingress_workers import WORKERS
+from loadgen import LoadResult, merge
+from procs import Child, http_get, log, prometheus_samples, run_workers, wait_http
+from report import load_average, machine_facts, uptime
+from samples import ID_BASE, SignedRequests, order_template
+from wrk import WRK_INSTALL_HINT, run_wrk, wrk_script
 
-from bridge.config import Config, parse_config
+from bridge.config import Config
 from bridge.serve import free_port
-
-HOST = "127.0.0.1"
-SHOP = "cb-taipei"
-GOAL_RATE, GOAL_P99_MS, GOAL_BARE_SHARE = 2000.0, 50.0, 0.5
-NAMES = {
-    "bare": "bare Starlette (a)",
-    "ingress": "ingress, log warning",
-    "raw": "raw aiokafka (b)",
-    "ingress-info": "ingress, log info",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    concurrency: list[int]
-    duration: float
-    rate: float
-    paced_seconds: float
-    warmup: float
-    info_level: bool
-    wrk_threads: int
-    python_client: bool
-    profile: bool
-
-
-@dataclass(slots=True)
-class Target:
-    name: str
-    port: int
-    child: Child
-    config: Path
-    seen_202: int = 0  # by the load generators, warm-up included
-    abandoned: int = 0  # at most this many requests were in flight when wrk stopped
-
-
-@dataclass(slots=True)
-class Results:
-    closed: dict[tuple[str, int], LoadResult] = field(default_factory=dict)
-    paced: dict[str, tuple[LoadResult, str]] = field(default_factory=dict)  # result, ack p99
-    checks: list[tuple[str, ...]] = field(default_factory=list)
-    facts: list[tuple[str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    profile: list[str] = field(default_factory=list)
-
-
-def config_text(bootstrap: str, prefix: str, secret: str, pii_key: str) -> str:
-    """Production defaults (linger, publish timeout, dedup, PII encryption); one Cyberbiz shop."""
-    return f"""\
-[kafka]
-bootstrap_servers = "{bootstrap}"
-topic_prefix = "{prefix}"
-partitions = 3
-
-[privacy]
-mode = "encrypt"
-key = "{pii_key}"
-
-[[shops]]
-id = "{SHOP}"
-platform = "cyberbiz"
-webhook_secrets = ["{secret}"]
-"""
-
-
-def load(path: Path | str) -> Config:
-    return parse_config(Path(path).read_text(), {}, str(path))
-
-
-# -- workers: separate processes, started by run_workers -----------------------------------------
-
-
-def worker_bare(args: argparse.Namespace) -> int:
-    """Baseline (a): ``commerce-bridge ingress``'s uvicorn set-up around an app that only answers
-    202."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    from bridge.serve import run, serve_until_stopped
-
-    async def accept(request: Request) -> Response:
-        await request.body()
-        return Response(b'{"id":"bare","topic":"none"}', 202, media_type="application/json")
-
-    async def ready(_request: Request) -> Response:
-        return Response(b'{"status":"ready"}', media_type="application/json")
-
-    routes = [Route("/webhooks/{shop}", accept, methods=["POST"]), Route("/readyz", ready)]
-    app = Starlette(routes=routes)
-    options: dict[str, Any] = {
-        "proxy_headers": True,
-        "forwarded_allow_ips": HOST,
-        "timeout_graceful_shutdown": 20,
-    }
-    run(serve_until_stopped(app, HOST, args.port, **options))  # as bridge/ingress/cli.py:main
-    return 0
-
-
-def canonical_records(config: Config, count: int) -> list[tuple[bytes, bytes, Any]]:
-    """(key, value, headers) as the ingress publishes them, for ``count`` distinct orders."""
-    from bridge.kafka.cloudevents import headers_for
-    from bridge.platforms import get_platform
-    from bridge.platforms.base import Delivery
-    from bridge.privacy import Privacy
-
-    shop, privacy, template = config.shops[SHOP], Privacy(config.privacy), order_template()
-    records = []
-    for n in range(count):
-        now = time.time()
-        body = template.body(ID_BASE + n, taipei_stamp(now))
-        received = datetime.fromtimestamp(now, UTC)
-        delivery = Delivery(shop, body, {"x-cyberbiz-event": EVENT}, {}, None, None, received)
-        event = get_platform(shop.platform).normalise(delivery, EVENT, orjson.loads(body), privacy)
-        value = orjson.dumps(event.value)
-        records.append((event.key.encode(), value, headers_for(event, received)))
-    return records
-
-
-def worker_raw(args: argparse.Namespace) -> int:
-    """Baseline (b): N concurrent send-and-wait loops on one producer set up as KafkaPublisher's."""
-    from aiokafka import AIOKafkaProducer
-
-    from bridge.kafka.topics import client_options
-    from bridge.serve import run
-
-    config = load(args.config)
-    records = canonical_records(config, 2000)
-
-    async def main() -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        producer = AIOKafkaProducer(
-            **client_options(config.kafka),
-            client_id="bench-raw",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=config.kafka.linger_ms,
-            max_batch_size=256 * 1024,
-            max_request_size=4 * 1024 * 1024,
-            request_timeout_ms=30_000,
-        )
-        await producer.start()
-        latencies: list[float] = []
-        errors = 0
-        numbers = iter(range(10**9))
-
-        async def sender(deadline: float) -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                key, value, headers = records[next(numbers) % len(records)]
-                sent = time.perf_counter()
-                try:
-                    await producer.send_and_wait(args.topic, value, key=key, headers=headers)
-                except Exception:  # counted and reported
-                    errors += 1
-                    continue
-                latencies.append((time.perf_counter() - sent) * 1000)
-
-        try:
-            await sender(time.perf_counter() + 0.5)  # connections, metadata: a warm-up
-            warm = len(latencies)
-            latencies.clear()
-            await loop.run_in_executor(None, ready_then_wait_for_go)
-            started = time.perf_counter()
-            deadline = started + args.duration
-            await asyncio.gather(*(sender(deadline) for _ in range(args.concurrency)))
-            seconds = time.perf_counter() - started
-        finally:
-            await producer.stop()
-        statuses = {202: len(latencies)}
-        return {"latencies": latencies, "statuses": statuses, "errors": errors, "seconds": seconds,
-                "warmup": warm}  # fmt: skip
-
-    answer(run(main()))
-    return 0
-
-
-def worker_client(args: argparse.Namespace) -> int:
-    """Python load generator: paced at ``--rate`` (open loop) or ``--concurrency`` closed loop."""
-    from bridge.serve import run
-
-    signer = SignedRequests(load(args.config).shops[SHOP], f"{HOST}:{args.port}", order_template())
-
-    async def main() -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        if args.rate:
-            now = time.time()
-            count = int(args.rate * args.duration)
-            requests = [signer.build(args.base_id + n, now) for n in range(count)]
-            await loop.run_in_executor(None, ready_then_wait_for_go)
-            return dataclasses.asdict(await paced(HOST, args.port, requests, args.rate))
-        await loop.run_in_executor(None, ready_then_wait_for_go)
-        return await closed_loop(
-            HOST,
-            args.port,
-            lambda n: signer.build(args.base_id + n, time.time()),
-            args.concurrency,
-            args.duration,
-        )
-
-    answer(run(main()))
-    return 0
-
-
-WORKERS = {"_bare": worker_bare, "_raw": worker_raw, "_client": worker_client}
-
-
-# -- the run -------------------------------------------------------------------------------------
 
 
 class Bench:
@@ -531,148 +299,6 @@ async def topic_records(config: Config, topic: str) -> int:
         return sum(end[tp] - begin[tp] for tp in partitions)
     finally:
         await consumer.stop()
-
-
-# -- report --------------------------------------------------------------------------------------
-
-
-def _n(value: float, spec: str = ",.0f") -> str:
-    return "-" if value != value else format(value, spec)  # nan → "-"
-
-
-def _cpu(r: LoadResult) -> str:
-    ours = [r.cpu.get(k, float("nan")) for k in ("server", "kafka", "client")]
-    others = r.cpu.get("machine", float("nan")) - sum(v for v in ours if v == v)
-    shares = " / ".join(_n(v) for v in [*ours, max(0.0, others)])
-    return f"{shares} ({_n(r.cpu_per_request())} µs)"
-
-
-def report(plan: Plan, results: Results, command: str, load: tuple[str, str, str]) -> str:
-    up, before, after = load
-    generator = f"wrk, {plan.wrk_threads} thread(s)" if not results.notes else "Python client"
-    out = ["# Ingress benchmark", "", f"Command: `{command}`", ""]
-    out += [f"Load average before: {before} (`{up}`); after: {after}.", ""]
-    out += [
-        f"Closed loop ({generator}), {plan.duration:g} s per cell; ~2 KB signed Cyberbiz "
-        "`orders/create`, every request a distinct delivery. CPU: % of one core over the cell — "
-        "server (process under test) / Kafka broker / load generator / everything else on the "
-        "machine (other people's jobs on these shared cores, kernel interrupts) — and, in "
-        "brackets, the server's CPU µs per request.",
-        "",
-    ]
-    rows: list[tuple[str, ...]] = [
-        (str(c), NAMES[name], _n(r.rate), _n(r.p50, ".1f"), _n(r.p99, ".1f"), f"{r.ok:,}",
-         f"{r.non_2xx:,}", str(r.errors), _cpu(r))
-        for (name, c), r in results.closed.items()
-    ]  # fmt: skip
-    header = ["conc.", "target", "req/s", "p50 ms", "p99 ms", "2xx", "non-2xx", "errors"]
-    out += table([*header, "CPU % server / kafka / client / others (µs/req)"], rows)
-    out += ["", "## Ratios", ""]
-    rows = []
-    for c in plan.concurrency:
-        bare, ingress, raw = (results.closed.get((n, c)) for n in ("bare", "ingress", "raw"))
-        info = results.closed.get(("ingress-info", c))
-        if bare and ingress and raw:
-            info_cell = f"{info.rate:,.0f} ({info.rate / ingress.rate:.0%})" if info else "-"
-            rows.append((
-                str(c), _n(bare.rate), _n(ingress.rate), f"{ingress.rate / bare.rate:.0%}",
-                _n(raw.rate), f"{ingress.rate / raw.rate:.0%}", info_cell,
-            ))  # fmt: skip
-    out += table(
-        ["conc.", "bare req/s", "ingress req/s", "ingress / bare", "raw rec/s", "ingress / raw",
-         "ingress at log info (vs warning)"],
-        rows,
-    )  # fmt: skip
-    out += ["", f"## Fixed rate: {plan.rate:g} req/s, open loop, {plan.paced_seconds:g} s", ""]
-    out += [
-        "Python client (uvloop), latency from each request's intended send time. Kafka ack p99: "
-        "the ingress's own publish histogram over the same interval (bucket bound).",
-        "",
-    ]
-    rows = [
-        (NAMES[n], _n(r.rate), _n(r.p50, ".1f"), _n(r.p99, ".1f"), _n(r.max, ".1f"), ack,
-         f"{r.ok:,}", f"{r.non_2xx:,}", str(r.errors), _cpu(r))
-        for n, (r, ack) in results.paced.items()
-    ]  # fmt: skip
-    header = ["target", "req/s", "p50 ms", "p99 ms", "max ms", "Kafka ack p99 ms", "2xx"]
-    out += table(
-        [*header, "non-2xx", "errors", "CPU % server / kafka / client / others (µs/req)"], rows
-    )
-    out += [
-        "",
-        "## Goals (issue 3, item 9)",
-        "",
-        *table(["goal", "measured", "met"], goals(plan, results)),
-    ]
-    out += ["", "## Correctness: records on Kafka vs 202s", ""]
-    out += table(
-        ["process", "topic", "records", "202s answered (ingress /metrics)", "202s seen by clients",
-         "answered, not seen (wrk stops mid-request)", "duplicates / rejections", "check"],
-        results.checks,
-    )  # fmt: skip
-    out += ["", "## Load generator ceiling", "", *ceiling(results)]
-    if results.profile:
-        out += ["", "## Profile of the ingress", "", *results.profile]
-    out += ["", "## Machine", "", *(f"- {k}: {v}" for k, v in results.facts)]
-    out += [f"- note: {note}" for note in results.notes]
-    return "\n".join(out) + "\n"
-
-
-def goals(plan: Plan, results: Results) -> list[tuple[str, str, str]]:
-    def peak(name: str) -> float:
-        return max((r.rate for (n, _), r in results.closed.items() if n == name), default=0.0)
-
-    rows = []
-    ingress, bare = peak("ingress"), peak("bare")
-    info = f"; at log info {peak('ingress-info'):,.0f}/s" if peak("ingress-info") else ""
-    rows.append((
-        f">= {GOAL_RATE:,.0f} webhooks/s, one ingress process", f"peak {ingress:,.0f}/s{info}",
-        _met(ingress >= GOAL_RATE),
-    ))  # fmt: skip
-    if bare:
-        share = ingress / bare
-        rows.append((
-            f">= {GOAL_BARE_SHARE:.0%} of the bare endpoint's rate",
-            f"{share:.0%} (peak {ingress:,.0f} vs {bare:,.0f}/s)", _met(share >= GOAL_BARE_SHARE),
-        ))  # fmt: skip
-    for name, (r, _) in results.paced.items():
-        if name != "bare":
-            ok = r.p99 < GOAL_P99_MS and r.ok == r.completed and not r.errors
-            goal = f"p99 < {GOAL_P99_MS:g} ms at {plan.rate:g}/s ({NAMES[name]})"
-            rows.append((goal, f"p99 {r.p99:.1f} ms", _met(ok)))
-    return rows
-
-
-def _met(ok: bool) -> str:
-    return "yes" if ok else "**no**"
-
-
-def ceiling(results: Results) -> list[str]:
-    bare = [r for (n, _), r in results.closed.items() if n == "bare"]
-    ingress = max((r.rate for (n, _), r in results.closed.items() if n == "ingress"), default=0.0)
-    if not bare:
-        return ["-"]
-    top = max(bare, key=lambda r: r.rate)
-    client, server = top.cpu.get("client", 0.0), top.cpu.get("server", 0.0)
-    lines = [
-        f"Fastest bare-endpoint cell: {top.rate:,.0f} req/s; the load generator used {client:.0f}% "
-        f"of one core and the bare server {server:.0f}% (two cores in all, shared with Kafka)."
-    ]
-    if client and ingress:
-        most = top.rate * 100 / client
-        verdict = (
-            "so it is not what limits the ingress"
-            if most >= 2 * ingress
-            else "too close to the ingress's rate: the ingress numbers are lower bounds"
-        )
-        lines.append(
-            f"The generator would reach ~{most:,.0f} req/s on a core of its own: "
-            f"{most / ingress:.1f}x the ingress's peak, {verdict}."
-        )
-    return lines
-
-
-# -- command line --------------------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str]) -> Plan:

@@ -38,7 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import Child, CpuMeter, log, machine_facts, percentile, wait_http
+from cpu import CpuMeter
+from loadgen import percentile
+from procs import Child, log, wait_http
+from report import machine_facts
 
 from bridge.commands import SetStock, to_write
 from bridge.config import KafkaConfig

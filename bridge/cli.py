@@ -1,4 +1,8 @@
-"""``commerce-bridge``: one command line for every process and operator task (ARCHITECTURE §8)."""
+"""``commerce-bridge``: one command line for every process and operator task.
+
+The parser is built from :data:`COMMAND_MODULES`, each adding its sub-commands through
+``register(subparsers)``; exit codes and error lines come from :mod:`bridge.clitools`.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,11 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from bridge import __version__, log
-from bridge.config import load_config
-from bridge.errors import BridgeError, ConfigError
+from bridge import __version__, clitools, log
 
-# Modules that add sub-commands through ``register(subparsers)``.
+# The one list of command modules: each adds its sub-commands through ``register(subparsers)``.
 COMMAND_MODULES = (
+    "bridge.config_cli",
     "bridge.devtools.dev",
     "bridge.ingress.cli",
     "bridge.kafka.cli",
@@ -25,18 +28,10 @@ COMMAND_MODULES = (
 )
 
 
-def _config_check(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    sys.stdout.write(
-        f"{config.source}: ok — {len(config.shops)} shop(s), {len(config.sync_groups)} sync "
-        f"group(s), outbox {config.outbox.dsn.split('://', 1)[0]}, privacy {config.privacy.mode}\n"
-    )
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="commerce-bridge",
+        prog=clitools.PROG,
+        parents=[clitools.CONFIG],
         description="commerce-bridge: platform webhooks into Kafka events, and decisions made by "
         "Kafka consumers back into rate-limited, idempotent platform API writes.",
     )
@@ -49,11 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="json in production; auto picks console on a terminal",
     )  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    config = sub.add_parser("config", help="configuration tools")
-    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    check = config_sub.add_parser("check", help="validate bridge.toml and name the bad key")
-    check.add_argument("--config", help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)")
-    check.set_defaults(func=_config_check)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
@@ -66,17 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
-        return 2
-    try:
-        return int(func(args))
-    except ConfigError as exc:
-        sys.stderr.write(f"bridge: configuration error: {exc}\n")
-        return 2
-    except BridgeError as exc:
-        sys.stderr.write(f"bridge: {exc}\n")
-        return 1
-    except KeyboardInterrupt:
-        return 130
+        return clitools.USAGE
+    return clitools.invoke(func, args)
 
 
 if __name__ == "__main__":

@@ -96,3 +96,7 @@ class RequestTooLarge(PlatformError):
         )
         self.size = size
         self.limit = limit
+
+
+class UsageError(BridgeError):
+    """The command line asks for something that cannot be done as given; nothing was tried."""

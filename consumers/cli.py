@@ -6,8 +6,8 @@ import argparse
 import asyncio
 from collections.abc import Callable
 
-from bridge import serve
-from bridge.config import Config, load_config
+from bridge import clitools, serve
+from bridge.config import Config
 from bridge.errors import ConfigError
 from consumers import registry, runtime
 from consumers.app import AppSpec
@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     apps = p.add_subparsers(dest="app", metavar="NAME", required=True, title="apps")
     for spec in registry.specs():
-        c = apps.add_parser(spec.name, help=spec.summary, description=spec.summary)
-        c.add_argument("--config", help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)")
+        c = apps.add_parser(
+            spec.name, parents=[clitools.CONFIG], help=spec.summary, description=spec.summary
+        )
         c.add_argument(
             "--metrics-port",
             type=int,
@@ -50,7 +51,7 @@ def _runner(spec: AppSpec) -> Callable[[argparse.Namespace], int]:
     def run_app(args: argparse.Namespace) -> int:
         if args.poison_after < 1:
             raise ConfigError("--poison-after", "must be at least 1")
-        config = load_config(args.config)
+        config = clitools.load(args)
         options = RuntimeOptions(poison_after=args.poison_after)
         serve.run(_main(spec, config, options, args.metrics_host, args.metrics_port))
         return 0

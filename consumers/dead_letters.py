@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 
-from bridge.kafka.cloudevents import attributes, rfc3339
+from bridge.kafka.cloudevents import attributes
 from bridge.kafka.records import Record
+from bridge.times import rfc3339
 from consumers.app import Outgoing
 
 MAX_REASON = 1000
@@ -47,7 +48,7 @@ def dead_letter(
     document = {
         "kind": kind,
         "reason": (reason or kind)[:MAX_REASON],
-        "at": rfc3339(moment),
+        "at": rfc3339(moment, "milliseconds"),
         "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
         "shop": _field(record.value, "shop"),
         "outbox_id": outbox_id,

@@ -67,7 +67,8 @@ async def test_ingress_exits_0_on_sigterm(
     )
     await wait_for_line(proc, b"kafka_producer_ready")
     async with httpx.AsyncClient() as client:
-        assert 200 == (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code
+        ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+    assert (200, {"ready": True, "checks": {"kafka": True}}) == (ready.status_code, ready.json())
     code, err = await terminate(proc)
     assert 0 == code, err[-2000:]
     assert b"ingress_stopped" in err
@@ -86,7 +87,8 @@ async def test_commands_consumer_exits_0_on_sigterm(
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         ready = await client.get("/readyz")
         metrics = await client.get("/metrics")
-    assert (200, True) == (ready.status_code, ready.json()["ready"])
+    body = ready.json()
+    assert (200, {"ready", "checks"}, True) == (ready.status_code, set(body), body["ready"])
     assert "bridge_consumer_records_total" in metrics.text
     code, err = await terminate(proc)
     assert 0 == code, err[-2000:]

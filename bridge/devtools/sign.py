@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from bridge import platforms
-from bridge.config import ShopConfig, load_config
-from bridge.errors import ConfigError
+from bridge import clitools, platforms
+from bridge.config import ShopConfig
+from bridge.errors import ConfigError, UsageError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -65,7 +65,7 @@ def curl_command(
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = load_config(getattr(args, "config", None))
+    config = clitools.load(args)
     shop = config.shop(args.shop)
     if shop is None:
         known = ", ".join(sorted(config.shops)) or "none"
@@ -74,8 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         command = curl_command(args.url, shop, path, args.event)
     except OSError as exc:
-        sys.stderr.write(f"commerce-bridge sign: cannot read {str(path)!r}: {exc.strerror}\n")
-        return 2
+        raise UsageError(f"sign: cannot read {str(path)!r}: {exc.strerror}") from None
     sys.stdout.write(command + "\n")
     return 0
 
@@ -84,6 +83,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """``commerce-bridge sign --shop S [--event E] [--url URL] [--config F] FILE``."""
     parser = subparsers.add_parser(
         "sign",
+        parents=[clitools.CONFIG],
         help="print a signed curl command that posts FILE to the ingress",
         description="Print a curl command that POSTs FILE to the ingress, signed the way the "
         "shop's platform signs webhooks.",
@@ -96,10 +96,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="platform event (orders/paid, variant.update, …); guessed from the body if omitted",
     )
     parser.add_argument("--url", default=DEFAULT_URL, help=f"ingress base URL ({DEFAULT_URL})")
-    parser.add_argument(
-        "--config",
-        default=argparse.SUPPRESS,  # keep a top-level --config, if the main parser has one
-        help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)",
-    )
     parser.add_argument("file", metavar="FILE", help="JSON body to send")
     parser.set_defaults(func=_run)

@@ -1,4 +1,4 @@
-"""The ingress ASGI application (ARCHITECTURE §3).
+"""The ingress ASGI application: POST /webhooks/{shop}[/{event}] into Kafka.
 
 Order of checks, cheapest and least trusting first: shop → size → media type → body (streamed,
 bounded) → signature → event name → JSON → normalisation → dedup → publish (wait for the ack).
@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,7 +25,6 @@ from starlette.routing import Route
 from bridge.config import Config
 from bridge.errors import (
     InvalidPayload,
-    PayloadTooLarge,
     PublishUnavailable,
     UnknownShop,
     UnsupportedMediaType,
@@ -39,6 +38,7 @@ from bridge.kafka.cloudevents import headers_for
 from bridge.kafka.publisher import KafkaPublisher, Publisher
 from bridge.kafka.topics import Topics
 from bridge.log import get_logger
+from bridge.ops import ops_routes
 from bridge.platforms import get_platform
 from bridge.platforms.base import Delivery
 from bridge.privacy import Privacy
@@ -173,16 +173,9 @@ class Ingress:
             return _error(401, "unauthorized", "missing or invalid signature")
         return _error(exc.status, exc.code, exc.detail)
 
-    async def healthz(self, _request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(self, _request: Request) -> Response:
-        if self.publisher.ready:
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "not ready", "kafka": "connecting"}, status_code=503)
-
-    async def metrics_endpoint(self, _request: Request) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+    def readiness(self) -> tuple[bool, dict[str, bool]]:
+        """Ready once the Kafka producer is connected."""
+        return self.publisher.ready, {"kafka": self.publisher.ready}
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
@@ -194,11 +187,6 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 async def _internal_error(_request: Request, exc: Exception) -> Response:
     log.error("ingress_internal_error", error_type=type(exc).__name__, exc_info=exc)
     return _error(500, "internal_error", "internal error")
-
-
-async def _too_large(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, PayloadTooLarge)  # noqa: S101 - registered for PayloadTooLarge only
-    return _error(413, exc.code, exc.detail)
 
 
 def create_app(
@@ -233,16 +221,13 @@ def create_app(
     routes = [
         Route("/webhooks/{shop}", ingress.webhook, methods=["POST"]),
         Route("/webhooks/{shop}/{event}", ingress.webhook, methods=["POST"]),
-        Route("/healthz", ingress.healthz, methods=["GET"]),
-        Route("/readyz", ingress.readyz, methods=["GET"]),
-        Route("/metrics", ingress.metrics_endpoint, methods=["GET"]),
+        *ops_routes(ingress.registry, ingress.readiness),
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
             HTTPException: _http_error,
-            PayloadTooLarge: _too_large,
             Exception: _internal_error,
         },
     )

@@ -1,25 +1,21 @@
-"""Read a request body without ever holding more than the limit."""
+"""The webhook body: :func:`bridge.http_body.read_body`, its failures as webhook errors."""
 
 from __future__ import annotations
 
 from starlette.requests import ClientDisconnect, Request
 
 from bridge.errors import InvalidPayload, PayloadTooLarge
+from bridge.http_body import BodyTooLarge, read_body
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
     """The whole body, or PayloadTooLarge as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
+    header = request.headers.get("content-length")
+    declared = int(header) if header is not None and header.isdigit() else None
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-            chunks.append(chunk)
+        return await read_body(request.receive, limit, declared)
+    except BodyTooLarge as exc:
+        size = "body" if exc.declared is None else f"body of {exc.declared} bytes"
+        raise PayloadTooLarge(f"{size} exceeds the limit of {limit} bytes") from None
     except ClientDisconnect:
         raise InvalidPayload("the sender disconnected before the body was complete") from None
-    return b"".join(chunks)

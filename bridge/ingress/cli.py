@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bridge.config import load_config
+from bridge import clitools
 from bridge.ingress.app import create_app
 from bridge.log import get_logger
 from bridge.serve import run, serve_until_stopped
@@ -13,8 +13,11 @@ log = get_logger(__name__)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("ingress", help="serve the webhook endpoint (ARCHITECTURE §3)")
-    p.add_argument("--config", help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)")
+    p = sub.add_parser(
+        "ingress",
+        parents=[clitools.CONFIG],
+        help="serve the webhook endpoint POST /webhooks/{shop}[/{event}]",
+    )
     p.add_argument("--host", default="0.0.0.0", help="bind address (default 0.0.0.0)")  # noqa: S104 - a server in a container listens on all interfaces
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument(
@@ -26,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = clitools.load(args)
     app = create_app(config)
     # SIGTERM: stop accepting, finish in-flight requests, then the lifespan flushes the producer.
     run(

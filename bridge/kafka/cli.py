@@ -9,9 +9,8 @@ from collections.abc import Sequence
 
 from aiokafka.errors import KafkaError
 
-from bridge.config import load_config
-from bridge.errors import BridgeError, ConfigError
-from bridge.kafka.topics import Topics, ensure_topics
+from bridge import clitools
+from bridge.kafka.topics import TopicError, Topics, ensure_topics
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,15 +19,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     topic_commands = topics.add_subparsers(dest="topics_command", required=True, metavar="COMMAND")
     ensure = topic_commands.add_parser(
         "ensure",
+        parents=[clitools.CONFIG],
         help="create the missing topics",
         description="Create the eight topics under kafka.topic_prefix that do not exist yet "
         "(orders, products, variants, customers, other, commands, deliveries, dlq); existing "
         "topics are left as they are.",
-    )
-    ensure.add_argument(
-        "--config",
-        default=argparse.SUPPRESS,  # never override a --config given to the main parser
-        help="configuration file (default: $BRIDGE_CONFIG, then ./bridge.toml)",
     )
     ensure.add_argument(
         "--partitions",
@@ -40,19 +35,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def topics_ensure(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(getattr(args, "config", None))
-    except ConfigError as exc:
-        _err(f"commerce-bridge topics ensure: {exc}")
-        return 2
+    cfg = clitools.load(args)
     try:
         created = asyncio.run(ensure_topics(cfg.kafka, partitions=args.partitions))
-    except (KafkaError, OSError, BridgeError) as exc:
-        _err(f"commerce-bridge topics ensure: Kafka at {cfg.kafka.bootstrap_servers}: {exc!r}")
-        return 1
+    except (KafkaError, OSError, TopicError) as exc:
+        raise TopicError(f"topics ensure: Kafka at {cfg.kafka.bootstrap_servers}: {exc!r}") from exc
     for name in Topics.from_config(cfg.kafka).all():
         _out(f"{'created' if name in created else 'exists '} {name}")
-    return 0
+    return clitools.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,12 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``register``."""
     from bridge.log import configure
 
-    parser = argparse.ArgumentParser(prog="commerce-bridge")
+    parser = argparse.ArgumentParser(prog=clitools.PROG)
     register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
     configure(level="warning")
-    code: int = args.func(args)
-    return code
+    return clitools.invoke(args.func, args)
 
 
 def _positive(text: str) -> int:
@@ -78,11 +67,6 @@ def _positive(text: str) -> int:
 def _out(line: str) -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-def _err(line: str) -> None:
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
 
 
 if __name__ == "__main__":

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from bridge.events import CanonicalEvent
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from bridge.times import rfc3339
 
 
 def binary_headers(
@@ -23,7 +20,10 @@ def binary_headers(
     ]
     if subject is not None:
         headers.append(("ce_subject", subject.encode()))
-    headers += [("ce_time", rfc3339(time).encode()), ("content-type", b"application/json")]
+    headers += [
+        ("ce_time", rfc3339(time, "milliseconds").encode()),
+        ("content-type", b"application/json"),
+    ]
     return headers
 
 

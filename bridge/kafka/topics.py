@@ -1,4 +1,4 @@
-"""Topic names (ARCHITECTURE §4), creating them, and aiokafka client options from KafkaConfig."""
+"""Topic names, creating them, and aiokafka client options from KafkaConfig."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bridge.log import get_logger
 
 log = get_logger(__name__)
 
-# In the order of ARCHITECTURE §4.
+# In the order the README lists them.
 SUFFIXES = ("orders", "products", "variants", "customers", "other", "commands", "deliveries", "dlq")
 _ENTITY_SUFFIX = {
     "order": "orders",

@@ -1,8 +1,9 @@
 """``commerce-bridge outbox list|retry|purge``: the operator's view of the outbox.
 
-Each command reads the dsn from the configuration (``--config`` or ``BRIDGE_CONFIG``), runs the
-schema migrations (idempotent) and exits 0 on success, 1 when the operation did not apply, 2 on
-bad arguments or configuration.
+Each command reads the dsn from the configuration (``--config``, ``BRIDGE_CONFIG`` or
+``./bridge.toml``) and runs the schema migrations (idempotent). Errors are raised, and mapped to
+exit codes by :mod:`bridge.clitools`: 1 when the operation did not apply, 2 on bad arguments or
+configuration.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from bridge.config import load_config
-from bridge.errors import ConfigError
+from bridge import clitools
+from bridge.errors import UsageError
 from bridge.outbox.store import OutboxError, OutboxRow, OutboxStore, Status, open_store
 
 ERROR_WIDTH = 60
@@ -30,8 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``outbox list|retry|purge`` to the ``commerce-bridge`` command line."""
     outbox = subparsers.add_parser("outbox", help="inspect, retry and purge outbox rows")
     commands = outbox.add_subparsers(dest="outbox_command", metavar="COMMAND", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", help="bridge.toml (default: $BRIDGE_CONFIG)")
+    common = clitools.CONFIG
 
     listing = commands.add_parser("list", parents=[common], help="show rows, newest first")
     listing.add_argument("--status", choices=[s.value for s in Status])
@@ -94,7 +94,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_retry(args: argparse.Namespace) -> int:
     if args.shop is not None and not args.all_dead:
-        return _usage("retry: --shop applies only with --all-dead")
+        raise UsageError("outbox retry: --shop applies only with --all-dead")
     return _run(args, _retry)
 
 
@@ -124,8 +124,7 @@ async def _retry(store: OutboxStore, args: argparse.Namespace, now: float) -> in
         reason = f"it is {row.status.value}, only dead rows can be retried"
     else:
         reason = f"a newer {row.kind} for {row.shop} {row.target} replaced it"
-    sys.stderr.write(f"commerce-bridge outbox retry: row {args.id} not retried: {reason}\n")
-    return 1
+    raise OutboxError(f"outbox retry: row {args.id} not retried: {reason}")
 
 
 async def _purge(store: OutboxStore, args: argparse.Namespace, now: float) -> int:
@@ -137,15 +136,8 @@ async def _purge(store: OutboxStore, args: argparse.Namespace, now: float) -> in
 
 
 def _run(args: argparse.Namespace, command: Command) -> int:
-    try:
-        dsn = load_config(args.config).outbox.dsn
-    except ConfigError as exc:
-        return _usage(f"configuration: {exc}")
-    try:
-        return asyncio.run(_with_store(dsn, args, command))
-    except OutboxError as exc:
-        sys.stderr.write(f"commerce-bridge outbox: {exc}\n")
-        return 1
+    dsn = clitools.load(args).outbox.dsn
+    return asyncio.run(_with_store(dsn, args, command))
 
 
 async def _with_store(dsn: str, args: argparse.Namespace, command: Command) -> int:
@@ -155,11 +147,6 @@ async def _with_store(dsn: str, args: argparse.Namespace, command: Command) -> i
         return await command(store, args, time.time())
     finally:
         await store.close()
-
-
-def _usage(message: str) -> int:
-    sys.stderr.write(f"commerce-bridge outbox: {message}\n")
-    return 2
 
 
 # -- output -----------------------------------------------------------------------------------

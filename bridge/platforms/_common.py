@@ -19,8 +19,8 @@ from bridge.errors import InvalidPayload
 from bridge.events import CanonicalEvent, event_id
 from bridge.platforms.base import Delivery
 from bridge.privacy import Path, PiiPath, Privacy
+from bridge.times import rfc3339
 
-TAIPEI = timezone(timedelta(hours=8), "Asia/Taipei")  # no DST since 1979
 BANGKOK = timezone(timedelta(hours=7), "Asia/Bangkok")  # no DST
 
 MAX_ID_LENGTH = 128
@@ -231,14 +231,6 @@ def timestamp(value: Any, field: str, local: tzinfo) -> datetime | None:
         return moment.astimezone(UTC)
     except (ValueError, OverflowError):
         raise InvalidPayload(f"{field}: not a valid date-time: {_show(value)}") from None
-
-
-def rfc3339(moment: datetime | None) -> str | None:
-    """``2024-07-11T07:27:46Z`` (microseconds only when present)."""
-    if moment is None:
-        return None
-    spec = "microseconds" if moment.microsecond else "seconds"
-    return moment.astimezone(UTC).isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 # -- the canonical event -----------------------------------------------------------------------

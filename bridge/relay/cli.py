@@ -14,7 +14,8 @@ import httpx
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
-from bridge.config import Config, load_config
+from bridge import clitools
+from bridge.config import Config
 from bridge.kafka.publisher import KafkaPublisher
 from bridge.log import get_logger
 from bridge.ops import ops_app
@@ -38,12 +39,12 @@ DEFAULTS = RelayOptions()
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "relay",
+        parents=[clitools.CONFIG],
         help="send the outbox to the platforms (rate limited, retried, idempotent)",
         description="Claims due outbox rows per shop, sends them at the shop's rate limit "
         "(shared by every relay on the same database), retries failures and publishes each "
         "outcome to the deliveries topic. SIGTERM drains and exits 0.",
     )
-    p.add_argument("--config", help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)")
     p.add_argument("--owner", help="lease owner id, unique per process (default host:pid:random)")
     p.add_argument(
         "--metrics-port",
@@ -83,7 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = clitools.load(args)
 
     async def serve() -> None:
         stop = asyncio.Event()

@@ -20,11 +20,12 @@ from typing import Any, Literal
 import orjson
 
 from bridge.errors import PublishUnavailable
-from bridge.kafka.cloudevents import binary_headers, rfc3339
+from bridge.kafka.cloudevents import binary_headers
 from bridge.kafka.publisher import Publisher
 from bridge.log import get_logger
 from bridge.outbox.store import OutboxRow
 from bridge.relay.metrics import RelayMetrics
+from bridge.times import rfc3339
 
 log = get_logger(__name__)
 
@@ -33,7 +34,7 @@ SOURCE = "/bridge/relay"
 
 
 def _time(seconds: float) -> str:
-    return rfc3339(datetime.fromtimestamp(seconds, UTC))
+    return rfc3339(datetime.fromtimestamp(seconds, UTC), "milliseconds")
 
 
 def record_key(row: OutboxRow) -> bytes:

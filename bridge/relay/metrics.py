@@ -9,7 +9,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Queue-to-done latency: a write normally leaves within seconds; retries push it to minutes.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
-OUTCOMES = ("done", "retry", "dead", "lost", "unsent")
 
 
 @dataclass(frozen=True, slots=True)

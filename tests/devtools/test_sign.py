@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from bridge import clitools
 from bridge.config import ShopConfig
 from bridge.devtools.sign import curl_command, guess_event, register, sign_request
 from bridge.errors import ConfigError
@@ -192,5 +193,5 @@ def test_cli_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     args = _parser().parse_args(
         ["sign", "--shop", "bento-bkk", "--config", str(_config(tmp_path)), str(tmp_path / "x")]
     )
-    code = args.func(args)
+    code = clitools.invoke(args.func, args)
     assert (2, True) == (code, "cannot read" in capsys.readouterr().err)

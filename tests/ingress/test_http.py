@@ -201,9 +201,11 @@ async def test_health_ready_and_metrics(
     await client.post("/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT))
     await client.post("/webhooks/cb-taipei", content=b"{}", headers=cb_headers(b"", secret="x"))
     assert 200 == (await client.get("/healthz")).status_code
-    assert 200 == (await client.get("/readyz")).status_code
+    ready = await client.get("/readyz")
+    assert (200, {"ready": True, "checks": {"kafka": True}}) == (ready.status_code, ready.json())
     publisher.available = False
-    assert 503 == (await client.get("/readyz")).status_code
+    ready = await client.get("/readyz")
+    assert (503, {"ready": False, "checks": {"kafka": False}}) == (ready.status_code, ready.json())
     metrics = (await client.get("/metrics")).text
     assert (
         'bridge_webhooks_accepted_total{shop="cb-taipei",topic="commerce.variants"} 1.0' in metrics

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bridge import clitools
 from bridge.config import KafkaConfig
 from bridge.kafka import cli
 from bridge.kafka.topics import Topics, client_options, ensure_topics
@@ -159,7 +160,7 @@ def test_cli_topics_ensure_reports_a_bad_config(
 ) -> None:
     """A missing config file is exit code 2 with the reason on stderr, nothing on stdout."""
     args = parse("topics", "ensure", "--config", str(tmp_path / "nope.toml"))
-    assert 2 == args.func(args)
+    assert 2 == clitools.invoke(args.func, args)
     captured = capsys.readouterr()
     assert ("", True) == (captured.out, "does not exist" in captured.err)
 
@@ -171,5 +172,5 @@ def test_cli_topics_ensure_reports_an_unreachable_broker(
     config = tmp_path / "bridge.toml"
     config.write_text('[kafka]\nbootstrap_servers = "127.0.0.1:9"\n[privacy]\nmode = "redact"\n')
     args = parse("topics", "ensure", "--config", str(config))
-    assert 1 == args.func(args)
+    assert 1 == clitools.invoke(args.func, args)
     assert "Kafka at 127.0.0.1:9" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge import clitools
 from bridge.outbox import OutboxRow, OutboxStore, Status, open_store
 from bridge.outbox.cli import format_rows, parse_duration, register, relative
 from tests.outbox.helpers import T0, add, write
@@ -24,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
 async def run(*argv: str) -> int:
     """Parse and run a command as `commerce-bridge` would (in a thread: the command owns its loop)."""
     args = parser().parse_args(list(argv))
-    code: int = await asyncio.to_thread(args.func, args)
+    code: int = await asyncio.to_thread(clitools.invoke, args.func, args)
     return code
 
 

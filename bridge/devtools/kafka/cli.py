@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+from bridge import clitools
 from bridge.devtools.kafka.jars import DEFAULT_VERSION, LocalKafkaError
 from bridge.devtools.kafka.local import LocalKafka, running_broker, stop_broker
 
@@ -60,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     start.add_argument(
         "--detach",
         action="store_true",
-        help="return once ready and leave the broker running (stop it with `bridge kafka stop`)",
+        help="return once ready and leave the broker running "
+        "(stop it with `commerce-bridge kafka stop`)",
     )
     start.add_argument(
         "--version",
@@ -91,11 +93,10 @@ def kafka_start(args: argparse.Namespace) -> int:
     try:
         bootstrap = broker.start()
     except LocalKafkaError as exc:
-        _err(f"bridge kafka start: {exc}")
-        return 1
+        raise LocalKafkaError(f"kafka start: {exc}") from exc
     pid = broker.release()
     _out(f"kafka ready at {bootstrap}")
-    stop = f"bridge kafka stop{_dir_option(args)}"
+    stop = f"commerce-bridge kafka stop{_dir_option(args)}"
     _err(f"broker pid {pid}, log {broker.log_path}; stop it with: {stop}")
     return 0
 
@@ -112,14 +113,13 @@ def _run_in_foreground(broker: LocalKafka) -> int:
         try:
             bootstrap = broker.start()
         except LocalKafkaError as exc:
-            _err(f"bridge kafka start: {exc}")
-            return 1
+            raise LocalKafkaError(f"kafka start: {exc}") from exc
         _out(f"kafka ready at {bootstrap}")
         _err(f"broker log: {broker.log_path}; Ctrl-C stops the broker")
         while not stopping.wait(0.5):
             if not broker.is_running():
-                _err(f"bridge kafka start: the broker exited unexpectedly\n{broker.log_tail()}")
-                return 1
+                _err(broker.log_tail())
+                raise LocalKafkaError("kafka start: the broker exited unexpectedly (log above)")
         return 0
     finally:
         broker.stop()
@@ -132,8 +132,7 @@ def kafka_stop(args: argparse.Namespace) -> int:
     try:
         stopped = stop_broker(data_dir)
     except LocalKafkaError as exc:
-        _err(f"bridge kafka stop: {exc}")
-        return 1
+        raise LocalKafkaError(f"kafka stop: {exc}") from exc
     if stopped is None:
         _out(f"no local kafka running from {data_dir}")
     else:
@@ -142,16 +141,15 @@ def kafka_stop(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m bridge.devtools.kafka.cli``); ``bridge`` wires
-    ``register``."""
+    """Stand-alone entry point (``python -m bridge.devtools.kafka.cli``); ``commerce-bridge``
+    wires ``register``."""
     from bridge.log import configure
 
-    parser = argparse.ArgumentParser(prog="bridge")
+    parser = argparse.ArgumentParser(prog=clitools.PROG)
     register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
     configure(level="warning")
-    code: int = args.func(args)
-    return code
+    return clitools.invoke(args.func, args)
 
 
 def _dir_option(args: argparse.Namespace) -> str:

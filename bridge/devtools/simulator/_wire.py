@@ -8,12 +8,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive
 
 from bridge.devtools.simulator.state import Group, Variant
 from bridge.devtools.simulator.webhooks import platform_id, taipei_time
+from bridge.http_body import BodyTooLarge, read_body
 
 JSON = "application/json"
 MAX_QUANTITY = 2**31 - 1
@@ -54,20 +54,11 @@ def scan_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | 
 
 
 async def read_limited(receive: Receive, limit: int) -> bytes | None:
-    """The request body, or None as soon as it grows past ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    """The request body, or None as soon as it grows past ``limit`` bytes (bridge.http_body)."""
+    try:
+        return await read_body(receive, limit)
+    except BodyTooLarge:
+        return None
 
 
 def parse_quantity(body: bytes, name: str) -> tuple[int, list[str]]:

@@ -6,12 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from bridge.config import load_config
+from bridge import clitools
 from bridge.devtools.simulator.app import create_app
 from bridge.devtools.simulator.faults import FaultSettings
 from bridge.devtools.simulator.options import SimulatorOptions, demo_config, demo_options
 from bridge.devtools.simulator.server import SIMULATOR_SERVER_OPTIONS
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, UsageError
 from bridge.serve import run as run_loop
 from bridge.serve import serve_until_stopped
 
@@ -34,7 +34,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
-    parser.add_argument("--config", help="bridge.toml with the [[shops]] to simulate")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,  # like clitools.CONFIG: never hide a --config given earlier
+        help="bridge.toml with the [[shops]] to simulate (default: a demo set of shops)",
+    )
     parser.add_argument(
         "--fail-rate",
         type=float,
@@ -84,20 +89,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="BentoWeb access token expires_in")  # fmt: skip
 
 
-def _fail(message: str) -> int:
-    sys.stderr.write(f"commerce-bridge simulate: error: {message}\n")
-    return 2
-
-
 def _announce(url: str) -> None:
     sys.stdout.write(f"simulator listening on {url}\n")
     sys.stdout.flush()
 
 
 def run(args: argparse.Namespace) -> int:
+    chosen = clitools.config_file(args)
+    config = clitools.load(args) if chosen else demo_config()
+    base = SimulatorOptions() if chosen else demo_options()
     try:
-        config = load_config(args.config) if args.config else demo_config()
-        base = SimulatorOptions() if args.config else demo_options()
         options = SimulatorOptions(
             no_sync_groups=frozenset(args.no_sync_groups),
             webhooks_to=args.webhooks_to,
@@ -113,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
             rate_429=args.rate_429,
         )
         app = create_app(config, options=options, faults=faults, seed=args.seed)
-    except (ConfigError, ValueError) as exc:
-        return _fail(str(exc))
+    except ValueError as exc:
+        raise UsageError(f"simulate: {exc}") from None
     try:
         run_loop(
             serve_until_stopped(
@@ -122,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     except OSError as exc:
-        return _fail(f"cannot listen on {args.host}:{args.port}: {exc}")
-    return 0
+        raise BridgeError(f"simulate: cannot listen on {args.host}:{args.port}: {exc}") from None
+    return clitools.OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ``commerce-bridge`` wrapper."""
     parser = argparse.ArgumentParser(prog="commerce-bridge simulate")
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return clitools.invoke(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import functools
 import math
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -23,8 +23,7 @@ import orjson
 from bridge import platforms
 from bridge.devtools.simulator.state import SimShop, Variant
 from bridge.log import get_logger
-
-TAIPEI = timezone(timedelta(hours=8), "Asia/Taipei")  # no daylight saving since 1979
+from bridge.times import TAIPEI
 
 log = get_logger(__name__)
 

@@ -12,7 +12,6 @@ from typing import Any
 from bridge.errors import UnknownEvent
 from bridge.events import CanonicalEvent, body_digest
 from bridge.platforms._common import (
-    TAIPEI,
     action_for,
     all_keys_except,
     array,
@@ -37,6 +36,7 @@ from bridge.platforms._common import (
 from bridge.platforms.base import Delivery
 from bridge.platforms.cyberbiz.webhooks import NAME, RESOURCES
 from bridge.privacy import Privacy
+from bridge.times import TAIPEI
 
 # Where customer PII sits in an order body (top-level keys).
 ORDER_PII = (

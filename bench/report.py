@@ -1,0 +1,41 @@
+"""Report pieces shared by the benchmarks: the machine, the load average, markdown tables."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def uptime() -> str:
+    done = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
+    return done.stdout.strip() or f"load average: {load_average()}"
+
+
+def machine_facts() -> Iterator[tuple[str, str]]:
+    model = "?"
+    with open("/proc/cpuinfo") as cpuinfo:
+        model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if "model name" in ln), model)
+    yield "CPUs (nproc)", f"{len(os.sched_getaffinity(0))} ({model})"
+    yield "kernel", platform.release()
+    yield "python", f"{platform.python_version()} ({platform.python_implementation()})"
+    names = ("uvicorn", "uvloop", "httptools", "starlette", "aiokafka", "orjson")
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} (absent)")
+    yield "packages", ", ".join(found)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
