@@ -98,6 +98,7 @@ class Target:
     port: int
     child: Child
     config: Path
+    ready_port: int  # /readyz: the ingress serves it on its ops port
     seen_202: int = 0  # by the load generators, warm-up included
     abandoned: int = 0  # at most this many requests were in flight when wrk stopped
 
@@ -318,11 +319,15 @@ class Bench:
 
     def start(self, name: str, argv: list[str], config: Path) -> Target:
         port = free_port(HOST)
+        ready_port = port
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}  # our config
+        if "ingress" in argv:
+            ready_port = free_port(HOST)
+            argv = [*argv, "--ops-port", str(ready_port)]
         child = Child(name, [*argv, "--port", str(port)], self.tmp / f"{name}.log", env=env)
         self.stack.callback(child.stop)
         self.children.append(child)
-        return Target(name, port, child, config)
+        return Target(name, port, child, config, ready_port)
 
     def meter(self, target: Target | None) -> CpuMeter:
         return CpuMeter({"server": target.child.pid if target else None, "kafka": self.kafka_pid})
@@ -440,7 +445,7 @@ class Bench:
                 argv = [*bridge, "json", "ingress", "--host", HOST, "--config", str(configs[name])]
                 targets[name] = self.start(name, argv, configs[name])
         for target in targets.values():
-            wait_http(f"http://{HOST}:{target.port}/readyz", target.child.alive)
+            wait_http(f"http://{HOST}:{target.ready_port}/readyz", target.child.alive)
             self.closed(target, 32, plan.warmup)  # JVM, connections, allocator; counted below
 
         raw_sent = 0

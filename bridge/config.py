@@ -37,6 +37,14 @@ class KafkaConfig:
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
     linger_ms: int = 5
+    # acks=all waits for this many in-sync replicas; None: min(2, replication_factor)
+    min_insync_replicas: int | None = None
+
+    @property
+    def min_isr(self) -> int:
+        if self.min_insync_replicas is not None:
+            return self.min_insync_replicas
+        return min(2, self.replication_factor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,11 @@ class IngressConfig:
     retry_after: int = 5
     dedup_capacity: int = 100_000
     dedup_window: float = 600.0
+    ops_port: int = 9090  # /healthz, /readyz, /metrics: never on the public webhook port
+    max_concurrent_bodies: int = 1024  # bodies being received at once (503 beyond)
+    max_buffered_bytes: int = 64 * 1024 * 1024  # bytes of bodies held at once (503 beyond)
+    body_timeout: float = 30.0  # seconds a body may take to arrive (408 beyond)
+    max_event_age: float = 86_400.0  # Cyberbiz: reject bodies whose updated_at is older (0: off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +264,7 @@ class _Reader:
             {
                 "bootstrap_servers", "topic_prefix", "partitions", "replication_factor",
                 "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password",
-                "linger_ms",
+                "linger_ms", "min_insync_replicas",
             },
         )  # fmt: skip
         servers = self.env.get("BRIDGE_KAFKA_BOOTSTRAP_SERVERS") or self.string(
@@ -281,21 +294,44 @@ class _Reader:
             sasl_username=self.optional_secret(raw, k, "sasl_username"),
             sasl_password=self.optional_secret(raw, k, "sasl_password"),
             linger_ms=self.integer(raw, k, "linger_ms", 5, minimum=0),
+            min_insync_replicas=self._min_isr(raw, k),
         )
+
+    def _min_isr(self, raw: dict[str, Any], k: str) -> int | None:
+        if raw.get("min_insync_replicas") is None:
+            return None
+        value = self.integer(raw, k, "min_insync_replicas", 1, minimum=1)
+        replicas = self.integer(raw, k, "replication_factor", 1, minimum=1)
+        if value > replicas:
+            raise ConfigError(
+                f"{k}.min_insync_replicas", f"must be <= replication_factor ({replicas})"
+            )
+        return value
 
     def ingress(self, raw: dict[str, Any]) -> IngressConfig:
         k = "ingress"
         self.no_extra(
             raw,
             k,
-            {"max_body_bytes", "publish_timeout", "retry_after", "dedup_capacity", "dedup_window"},
-        )
+            {
+                "max_body_bytes", "publish_timeout", "retry_after", "dedup_capacity",
+                "dedup_window", "ops_port", "max_concurrent_bodies", "max_buffered_bytes",
+                "body_timeout", "max_event_age",
+            },
+        )  # fmt: skip
         return IngressConfig(
             max_body_bytes=self.integer(raw, k, "max_body_bytes", DEFAULT_MAX_BODY, minimum=1),
             publish_timeout=self.number(raw, k, "publish_timeout", 4.0, minimum=0.1),
             retry_after=self.integer(raw, k, "retry_after", 5, minimum=1),
             dedup_capacity=self.integer(raw, k, "dedup_capacity", 100_000, minimum=0),
             dedup_window=self.number(raw, k, "dedup_window", 600.0, minimum=0.0),
+            ops_port=self.integer(raw, k, "ops_port", 9090, minimum=0),
+            max_concurrent_bodies=self.integer(raw, k, "max_concurrent_bodies", 1024, minimum=1),
+            max_buffered_bytes=self.integer(
+                raw, k, "max_buffered_bytes", 64 * 1024 * 1024, minimum=1
+            ),
+            body_timeout=self.number(raw, k, "body_timeout", 30.0, minimum=0.1),
+            max_event_age=self.number(raw, k, "max_event_age", 86_400.0, minimum=0.0),
         )
 
     def outbox(self, raw: dict[str, Any]) -> OutboxConfig:

@@ -7,16 +7,25 @@ import argparse
 from bridge.config import load_config
 from bridge.ingress.app import create_app
 from bridge.log import get_logger
-from bridge.serve import run, serve_until_stopped
+from bridge.serve import Sidecar, run, serve_until_stopped
 
 log = get_logger(__name__)
+
+# Requests beyond the bodies being read (rejections, twins waiting for the broker's ack).
+CONCURRENCY_HEADROOM = 64
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ingress", help="serve the webhook endpoint (ARCHITECTURE §3)")
     p.add_argument("--config", help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)")
     p.add_argument("--host", default="0.0.0.0", help="bind address (default 0.0.0.0)")  # noqa: S104 - a server in a container listens on all interfaces
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--port", type=int, default=8080, help="webhook port (default 8080)")
+    p.add_argument(
+        "--ops-port",
+        type=int,
+        default=None,
+        help="port of /healthz, /readyz, /metrics (default: ingress.ops_port, 9090)",
+    )
     p.add_argument(
         "--forwarded-allow-ips",
         default="127.0.0.1",
@@ -28,7 +37,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def main(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     app = create_app(config)
+    ops_port = config.ingress.ops_port if args.ops_port is None else args.ops_port
+    ops = Sidecar(app.state.ops, ops_port, lambda url: log.info("ingress_ops_listening", url=url))
     # SIGTERM: stop accepting, finish in-flight requests, then the lifespan flushes the producer.
+    # Connections beyond limit_concurrency get 503 from uvicorn before any body is read; the
+    # app's own budget (ingress.max_concurrent_bodies / max_buffered_bytes) bounds the rest.
     run(
         serve_until_stopped(
             app,
@@ -37,7 +50,10 @@ def main(args: argparse.Namespace) -> int:
             proxy_headers=True,
             forwarded_allow_ips=args.forwarded_allow_ips,
             timeout_graceful_shutdown=20,
+            limit_concurrency=config.ingress.max_concurrent_bodies + CONCURRENCY_HEADROOM,
+            h11_max_incomplete_event_size=64 * 1024,
             on_ready=lambda url: log.info("ingress_listening", url=url),
+            sidecars=[ops],
         )
     )
     return 0

@@ -46,7 +46,11 @@ def topics_ensure(args: argparse.Namespace) -> int:
         _err(f"commerce-bridge topics ensure: {exc}")
         return 2
     try:
-        created = asyncio.run(ensure_topics(cfg.kafka, partitions=args.partitions))
+        created = asyncio.run(
+            ensure_topics(
+                cfg.kafka, partitions=args.partitions, max_body_bytes=cfg.ingress.max_body_bytes
+            )
+        )
     except (KafkaError, OSError, BridgeError) as exc:
         _err(f"commerce-bridge topics ensure: Kafka at {cfg.kafka.bootstrap_servers}: {exc!r}")
         return 1

@@ -140,6 +140,10 @@ class BentoWebPlatform:
         if not matched:
             raise VerificationFailed("webhook token does not match")
 
+    def verify_headers(self, delivery: Delivery, now: float) -> None:
+        """Ingress hook (bridge/ingress/hooks.py): the token is in the headers or query."""
+        self.verify(delivery, now)
+
     def event_name(self, delivery: Delivery) -> str:
         given = delivery.path_event
         if not given:

@@ -112,13 +112,18 @@ def _signature_bytes(given: str) -> bytes | None:
 class CyberbizPlatform:
     name: ClassVar[str] = NAME
 
-    def verify(self, delivery: Delivery, now: float) -> None:
+    def verify_headers(self, delivery: Delivery, now: float) -> bytes:
+        """Ingress hook (bridge/ingress/hooks.py): a well-formed signature header is present."""
         given = delivery.headers.get(SIGNATURE_HEADER)
         if not given:
             raise VerificationFailed("missing X-Cyberbiz-Hmac-Sha256 header")
         digest = _signature_bytes(given)
         if digest is None:
             raise VerificationFailed("X-Cyberbiz-Hmac-Sha256 is neither hex nor base64 HMAC-SHA256")
+        return digest
+
+    def verify(self, delivery: Delivery, now: float) -> None:
+        digest = self.verify_headers(delivery, now)
         matched = False
         for secret in delivery.shop.webhook_secrets:  # several during a secret rotation
             expected = hmac.new(secret.encode(), delivery.body, hashlib.sha256).digest()

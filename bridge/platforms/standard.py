@@ -121,7 +121,22 @@ def _signatures(header: str) -> list[bytes]:
 class StandardPlatform:
     name: ClassVar[str] = NAME
 
+    def verify_headers(self, delivery: Delivery, now: float) -> None:
+        """Ingress hook (bridge/ingress/hooks.py): id, fresh timestamp and a v1 signature."""
+        self._signed_headers(delivery, now)
+
     def verify(self, delivery: Delivery, now: float) -> None:
+        msg_id, sent, given = self._signed_headers(delivery, now)
+        content = f"{msg_id}.{sent}.".encode() + delivery.body
+        matched = False
+        for secret in delivery.shop.webhook_secrets:
+            expected = hmac.new(secret_bytes(secret), content, hashlib.sha256).digest()
+            for signature in given:
+                matched |= hmac.compare_digest(expected, signature)
+        if not matched:
+            raise VerificationFailed("no webhook-signature matches")
+
+    def _signed_headers(self, delivery: Delivery, now: float) -> tuple[str, int, list[bytes]]:
         msg_id = _header(delivery, ID_HEADERS)
         if not msg_id:
             raise VerificationFailed("missing webhook-id header")
@@ -138,14 +153,7 @@ class StandardPlatform:
         given = _signatures(_header(delivery, SIGNATURE_HEADERS) or "")
         if not given:
             raise VerificationFailed("no v1 signature in webhook-signature")
-        content = f"{msg_id}.{sent}.".encode() + delivery.body
-        matched = False
-        for secret in delivery.shop.webhook_secrets:
-            expected = hmac.new(secret_bytes(secret), content, hashlib.sha256).digest()
-            for signature in given:
-                matched |= hmac.compare_digest(expected, signature)
-        if not matched:
-            raise VerificationFailed("no webhook-signature matches")
+        return msg_id, sent, given
 
     def event_name(self, delivery: Delivery) -> str:
         """The body's ``type``; the URL's event when the body has none."""

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
 
 from bridge.config import Config
 from bridge.devtools.sign import sign_request
@@ -48,10 +49,21 @@ def publisher() -> RecordingPublisher:
 
 
 @pytest.fixture
-async def client(config: Config, publisher: RecordingPublisher) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(config, publisher)
+def app(config: Config, publisher: RecordingPublisher) -> Starlette:
+    return create_app(config, publisher)
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ingress") as c:
+        yield c
+
+
+@pytest.fixture
+async def ops(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app.state.ops)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingress-ops") as c:
         yield c
 
 
@@ -195,16 +207,16 @@ async def test_bentoweb_seed_order_is_accepted(
 
 
 async def test_health_ready_and_metrics(
-    client: httpx.AsyncClient, publisher: RecordingPublisher
+    client: httpx.AsyncClient, ops: httpx.AsyncClient, publisher: RecordingPublisher
 ) -> None:
     """healthz is always 200; readyz follows the publisher; metrics count outcomes."""
     await client.post("/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT))
     await client.post("/webhooks/cb-taipei", content=b"{}", headers=cb_headers(b"", secret="x"))
-    assert 200 == (await client.get("/healthz")).status_code
-    assert 200 == (await client.get("/readyz")).status_code
+    assert 200 == (await ops.get("/healthz")).status_code
+    assert 200 == (await ops.get("/readyz")).status_code
     publisher.available = False
-    assert 503 == (await client.get("/readyz")).status_code
-    metrics = (await client.get("/metrics")).text
+    assert 503 == (await ops.get("/readyz")).status_code
+    metrics = (await ops.get("/metrics")).text
     assert (
         'bridge_webhooks_accepted_total{shop="cb-taipei",topic="commerce.variants"} 1.0' in metrics
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from jsonschema import Draft202012Validator
+from starlette.applications import Starlette
 
 from bridge.config import Config
 from bridge.devtools.sign import sign_request
@@ -39,16 +41,22 @@ async def config(kafka_bootstrap: str, topic_prefix: str) -> Config:
 
 @pytest.fixture
 async def ingress(config: Config) -> AsyncIterator[str]:
-    app = create_app(config)
-    async with running_server(app) as base_url:
-        await wait_ready(base_url)
+    async with serve_ingress(create_app(config)) as base_url:
         yield base_url
 
 
-async def wait_ready(base_url: str, timeout: float = 30.0) -> None:
+@contextlib.asynccontextmanager
+async def serve_ingress(app: Starlette) -> AsyncIterator[str]:
+    """The webhook app and its ops app, each on its own port; the webhook URL once ready."""
+    async with running_server(app.state.ops) as ops_url, running_server(app) as base_url:
+        await wait_ready(ops_url)
+        yield base_url
+
+
+async def wait_ready(ops_url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as client:
-        while (await client.get(f"{base_url}/readyz")).status_code != 200:
+        while (await client.get(f"{ops_url}/readyz")).status_code != 200:
             assert time.monotonic() < deadline, "ingress never became ready"
             await asyncio.sleep(0.05)
 
