@@ -98,7 +98,7 @@ class Ingress:
         shop = self.config.shop(shop_id)
         label = shop_id if shop is not None else "unknown"
         self.metrics.received.labels(label).inc()
-        structlog.contextvars.bind_contextvars(shop=label, path=printable(request.url.path))
+        structlog.contextvars.bind_contextvars(shop=label)
         self.metrics.in_flight.inc()
         try:
             if shop is None:
@@ -124,7 +124,7 @@ class Ingress:
                 traceparent = valid_traceparent(request.headers.get("traceparent"))
                 return await self._publish(event, delivery, traceparent)
         except WebhookError as exc:
-            return self._reject(label, exc)
+            return self._reject(label, request.url.path, exc)
         finally:
             self.metrics.in_flight.dec()
             structlog.contextvars.clear_contextvars()
@@ -182,10 +182,14 @@ class Ingress:
         log.info("webhook_accepted", partition=partition, offset=offset)
         return JSONResponse({"id": outcome.id, "topic": topic}, status_code=202)
 
-    def _reject(self, shop_label: str, exc: WebhookError) -> Response:
+    def _reject(self, shop_label: str, path: str, exc: WebhookError) -> Response:
         self.metrics.rejected.labels(shop_label, exc.code).inc()
         log.warning(
-            "webhook_rejected", status=exc.status, reason=exc.code, detail=printable(exc.detail)
+            "webhook_rejected",
+            status=exc.status,
+            reason=exc.code,
+            detail=printable(exc.detail),
+            path=printable(path),
         )
         if exc.status == 401:
             # Same answer for every authentication failure: no hint which part failed.
