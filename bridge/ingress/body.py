@@ -3,8 +3,12 @@
 Bodies are read before a signature can be checked (Cyberbiz signs the body), so what they may
 hold is bounded three ways: each body by ``max_body_bytes`` (413), all bodies being read at once
 by ``max_concurrent_bodies`` and by ``max_buffered_bytes`` of buffered data (503 + Retry-After:
-the platform retries), and the time a body may take by ``body_timeout`` (408). A sender that
-trickles bytes holds only what it has sent so far, so slow uploads cannot starve a quick one.
+the platform retries), and the time a body may take by ``body_timeout`` (408).
+
+The first ``FREE_BYTES`` of every body are not counted against ``max_buffered_bytes``: real
+webhooks are a few KiB, so however many large uploads fill the budget, a small webhook still
+gets through. Worst case held: max_concurrent_bodies x FREE_BYTES + max_buffered_bytes (with the
+defaults 64 MiB + 64 MiB). A sender that trickles holds only what it has sent so far.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from collections.abc import AsyncIterator
 from starlette.requests import ClientDisconnect, Request
 
 from bridge.errors import InvalidPayload, PayloadTooLarge, WebhookError
+
+FREE_BYTES = 64 * 1024
 
 
 class Busy(WebhookError):
@@ -63,14 +69,16 @@ class BodyBudget:
         if self.bodies >= self.max_bodies:
             raise Busy(f"{self.bodies} bodies are being read; retry later")
         self.bodies += 1
-        taken = 0
+        taken = charged = 0
         try:
             chunks: list[bytes] = []
             try:
                 async with asyncio.timeout(self.timeout):
                     async for chunk in request.stream():
                         taken += len(chunk)
-                        self.buffered += len(chunk)
+                        charge = max(0, taken - FREE_BYTES) - charged
+                        charged += charge
+                        self.buffered += charge
                         if taken > limit:
                             raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
                         if self.buffered > self.max_buffered:
@@ -87,4 +95,4 @@ class BodyBudget:
             yield body
         finally:
             self.bodies -= 1
-            self.buffered -= taken
+            self.buffered -= charged

@@ -172,21 +172,25 @@ async def test_warning_lines_hold_bounded_escaped_paths(server: str) -> None:
     assert warning["path"].startswith("/webhooks/\\x1b[31mxxx")
 
 
-async def test_a_body_over_the_byte_budget_is_503_with_retry_after(
+async def test_a_body_over_the_byte_budget_is_503_and_small_ones_still_pass(
     publisher: RecordingPublisher,
 ) -> None:
-    """When bodies being read would hold more than max_buffered_bytes, the next is 503 +
-    Retry-After (the platform retries), not buffered."""
+    """Bytes beyond each body's first 64 KiB count against max_buffered_bytes: past it a large
+    body is 503 + Retry-After (the platform retries), while a small webhook is still accepted."""
     config = make_config()
     config = replace(config, ingress=replace(config.ingress, max_buffered_bytes=1000))
-    body = orjson.dumps({"id": 1, "pad": "x" * 5000})
+    large = orjson.dumps({"id": 1, "pad": "x" * 100_000})
     async with (
         running_server(create_app(config, publisher)) as url,
         httpx.AsyncClient(base_url=url) as client,
     ):
-        response = await client.post("/webhooks/cb-taipei", content=body, headers=cb_headers(body))
+        refused = await client.post("/webhooks/cb-taipei", content=large, headers=cb_headers(large))
+        small = await client.post(
+            "/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT)
+        )
     assert (503, "busy", "5") == (
-        response.status_code,
-        response.json()["error"],
-        response.headers.get("retry-after"),
+        refused.status_code,
+        refused.json()["error"],
+        refused.headers.get("retry-after"),
     )
+    assert 202 == small.status_code
