@@ -36,7 +36,12 @@ Doc = dict[str, Any]
 
 # name -> (component label, sub-command words, arguments after them, replicas in base)
 PROCESSES: dict[str, tuple[str, list[str], list[str], int]] = {
-    "bridge-ingress": ("ingress", ["ingress"], ["--config", CONFIG_FILE, "--port", "8080"], 2),
+    "bridge-ingress": (
+        "ingress",
+        ["ingress"],
+        ["--config", CONFIG_FILE, "--port", "8080", "--ops-port", "9090"],
+        2,
+    ),
     "bridge-inventory-sync": (
         "inventory-sync",
         ["consume", "inventory-sync"],
@@ -53,7 +58,7 @@ PROCESSES: dict[str, tuple[str, list[str], list[str], int]] = {
 }
 # name -> {probe: (path, port the process listens on)}; inventory-sync serves no HTTP yet.
 PROBES: dict[str, dict[str, tuple[str, int]]] = {
-    "bridge-ingress": {"readinessProbe": ("/readyz", 8080), "livenessProbe": ("/healthz", 8080)},
+    "bridge-ingress": {"readinessProbe": ("/readyz", 9090), "livenessProbe": ("/healthz", 9090)},
     "bridge-inventory-sync": {},
     "bridge-commands": {"readinessProbe": ("/readyz", 9102), "livenessProbe": ("/healthz", 9102)},
     "bridge-relay": {
@@ -62,7 +67,7 @@ PROBES: dict[str, dict[str, tuple[str, int]]] = {
         "livenessProbe": ("/healthz", 9101),
     },
 }
-SCRAPE_PORTS = {"bridge-ingress": 8080, "bridge-commands": 9102, "bridge-relay": 9101}
+SCRAPE_PORTS = {"bridge-ingress": 9090, "bridge-commands": 9102, "bridge-relay": 9101}
 HARDENED = {
     "runAsNonRoot": True,
     "readOnlyRootFilesystem": True,
@@ -294,7 +299,11 @@ def test_probes_hit_the_port_the_process_listens_on(name: str) -> None:
     spec = container(deployments()[name])
     ports = {p["name"]: p["containerPort"] for p in spec.get("ports", [])}
     args = spec["args"]
-    listening = {int(args[i + 1]) for i, a in enumerate(args) if a in ("--port", "--metrics-port")}
+    listening = {
+        int(args[i + 1])
+        for i, a in enumerate(args)
+        if a in ("--port", "--metrics-port", "--ops-port")
+    }
     assert listening == set(ports.values())
     probes = {
         kind: (spec[kind]["httpGet"]["path"], ports.get(spec[kind]["httpGet"]["port"]))
