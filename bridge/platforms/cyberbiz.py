@@ -193,6 +193,37 @@ class CyberbizPlatform:
         )
 
 
+    def check_replay(
+        self, delivery: Delivery, event: str, payload: Any, now: float, max_age: float
+    ) -> None:
+        """Ingress hook (bridge/ingress/hooks.py): the event name is outside the HMAC, so a
+        captured body replayed under another name or long after must be refused."""
+        resource = event.partition("/")[0]
+        entity = RESOURCES.get(resource)
+        body = payload if isinstance(payload, dict) else {}
+        own = _SHAPE.get(entity or "", frozenset())
+        foreign = frozenset().union(*(v for k, v in _EXCLUSIVE.items() if k != entity))
+        if (own and not own & body.keys()) or foreign & body.keys():
+            raise VerificationFailed(f"a {resource} event with a body of another kind")
+        updated = _time(body, "updated_at")
+        if max_age > 0 and updated is not None and now - updated.timestamp() > max_age:
+            raise VerificationFailed("updated_at is older than ingress.max_event_age")
+
+
+# Keys that show what a body is (check_replay): one of its own must be there ...
+_SHAPE: dict[str, frozenset[str]] = {
+    "order": frozenset({"line_items", "order_number"}),
+    "variant": frozenset({"product_id", "inventory_quantity"}),
+    "product": frozenset({"product_variants", "variants", "title"}),
+}
+# ... and none only another kind carries.
+_EXCLUSIVE: dict[str, frozenset[str]] = {
+    "order": frozenset({"line_items", "order_number"}),
+    "variant": frozenset({"inventory_quantity"}),
+    "product": frozenset({"product_variants"}),
+}
+
+
 def _time(body: dict[str, Any], field: str) -> datetime | None:
     return timestamp(body.get(field), field, TAIPEI)
 
