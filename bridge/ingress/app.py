@@ -276,6 +276,7 @@ def create_app(
             Exception: _internal_error,
         },
     )
+    app.router.redirect_slashes = False  # "/webhooks/x/" is a 404 JSON, not a redirect
     app.state.ingress = ingress
     app.state.ops = ops_app(ingress.registry, ingress.readiness)
     return app
