@@ -192,7 +192,6 @@ class CyberbizPlatform:
             fields=fields,
         )
 
-
     def check_replay(
         self, delivery: Delivery, event: str, payload: Any, now: float, max_age: float
     ) -> None:
