@@ -137,7 +137,8 @@ class KafkaPublisher:
             if ack is None:
                 raise PublishUnavailable(f"kafka did not take the record in {timeout}s") from None
             # The record is buffered and may still be written once the broker answers: the
-            # platform will redeliver and downstream deduplicates on ce_id. Log the late outcome.
+            # platform will redeliver, so it may be published twice (consumers tolerate
+            # redeliveries, README "Event ids and redeliveries"). Log the late outcome.
             self._watch_late(ack, topic)
             raise PublishUnavailable(f"kafka did not acknowledge within {timeout}s") from None
         except (MessageSizeTooLargeError, RecordTooLargeError) as exc:

@@ -194,3 +194,51 @@ async def test_a_body_over_the_byte_budget_is_503_and_small_ones_still_pass(
         refused.headers.get("retry-after"),
     )
     assert 202 == small.status_code
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_408(publisher: RecordingPublisher) -> None:
+    """A sender whose headers pass but whose body never comes is answered 408 after
+    ingress.body_timeout, and holds nothing after."""
+    config = make_config()
+    config = replace(config, ingress=replace(config.ingress, body_timeout=0.3))
+    app = create_app(config, publisher)
+    headers = {"Content-Length": "1000", "X-Webhook-Token": BENTO_TOKEN}
+    async with running_server(app) as url:
+        answer = await head_only(url, "/webhooks/bento-bkk/variant.update", headers, timeout=5)
+    assert b"408" == answer.split(b" ", 2)[1]
+    assert (0, 0) == (app.state.ingress.budget.bodies, app.state.ingress.budget.buffered)
+
+
+async def test_bodies_beyond_max_concurrent_bodies_are_503(publisher: RecordingPublisher) -> None:
+    """With max_concurrent_bodies = 1 and one body being received, the next request is 503 busy
+    with Retry-After at once."""
+    config = make_config()
+    config = replace(config, ingress=replace(config.ingress, max_concurrent_bodies=1))
+    app = create_app(config, publisher)
+    budget = app.state.ingress.budget
+    head = (
+        "POST /webhooks/bento-bkk/variant.update HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Length: 1000\r\nX-Webhook-Token: {BENTO_TOKEN}\r\n\r\n{{"
+    )
+    async with running_server(app) as url, httpx.AsyncClient(base_url=url) as client:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        _reader, holder = await asyncio.open_connection(host, int(port))
+        try:
+            holder.write(head.encode())
+            await holder.drain()
+            deadline = asyncio.get_running_loop().time() + 5
+            while budget.bodies < 1:  # poll until the holder's body is being read
+                assert asyncio.get_running_loop().time() < deadline, "holder never read"
+                await asyncio.sleep(0.01)
+            response = await client.post(
+                "/webhooks/bento-bkk/variant.update",
+                content=b"{}",
+                headers={"X-Webhook-Token": BENTO_TOKEN},
+            )
+        finally:
+            holder.close()
+    assert (503, "busy", "5") == (
+        response.status_code,
+        response.json()["error"],
+        response.headers.get("retry-after"),
+    )
