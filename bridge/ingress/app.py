@@ -84,7 +84,7 @@ class Ingress:
         self.topics = Topics(config.kafka.topic_prefix)
         self.privacy = Privacy(config.privacy)
         # (partition, offset): a tuple of ints, which the garbage collector stops tracking, so a
-        # memory of 100k deliveries does not lengthen every full collection.
+        # memory of 100k entities does not lengthen every full collection.
         self.dedup: Deduplicator[tuple[int, int]] = Deduplicator(
             config.ingress.dedup_capacity, config.ingress.dedup_window
         )
