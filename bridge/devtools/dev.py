@@ -68,6 +68,9 @@ bootstrap_servers = "{bootstrap}"
 topic_prefix = "commerce"
 linger_ms = 2
 
+[ingress]
+max_event_age = 0  # the samples (bridge/data/samples) are dated 2024: no Cyberbiz age bound here
+
 [outbox]
 dsn = "sqlite:///{workdir.resolve() / "outbox.db"}"
 
