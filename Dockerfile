@@ -45,7 +45,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
  && /opt/bridge/bin/commerce-bridge --version
 WORKDIR /var/bridge
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 9090
 # Python is PID 1 on purpose: every `commerce-bridge` process handles SIGTERM itself (stop taking work,
 # drain, commit, exit 0) and starts no child processes in production.
 ENTRYPOINT ["commerce-bridge"]

@@ -86,11 +86,15 @@ class Bench:
 
     def start(self, name: str, argv: list[str], config: Path) -> Target:
         port = free_port(HOST)
+        ready_port = port
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}  # our config
+        if "ingress" in argv:
+            ready_port = free_port(HOST)
+            argv = [*argv, "--ops-port", str(ready_port)]
         child = Child(name, [*argv, "--port", str(port)], self.tmp / f"{name}.log", env=env)
         self.stack.callback(child.stop)
         self.children.append(child)
-        return Target(name, port, child, config)
+        return Target(name, port, child, config, ready_port)
 
     def meter(self, target: Target | None) -> CpuMeter:
         return CpuMeter({"server": target.child.pid if target else None, "kafka": self.kafka_pid})
@@ -140,7 +144,7 @@ class Bench:
 
     def paced(self, target: Target) -> tuple[LoadResult, str]:
         """Open loop at ``plan.rate``; also the ingress's own Kafka-ack p99 meanwhile."""
-        metrics = f"http://{HOST}:{target.port}/metrics"
+        metrics = f"http://{HOST}:{target.ready_port}/metrics"
         before = _ack_buckets(metrics) if target.name != "bare" else {}
         argv = self.client_argv(target, self.plan.paced_seconds, 0, self.plan.rate)
         answers, cpu = run_workers([argv], self.meter(target))
@@ -208,7 +212,7 @@ class Bench:
                 argv = [*bridge, "json", "ingress", "--host", HOST, "--config", str(configs[name])]
                 targets[name] = self.start(name, argv, configs[name])
         for target in targets.values():
-            wait_http(f"http://{HOST}:{target.port}/readyz", target.child.alive)
+            wait_http(f"http://{HOST}:{target.ready_port}/readyz", target.child.alive)
             self.closed(target, 32, plan.warmup)  # JVM, connections, allocator; counted below
 
         raw_sent = 0
@@ -238,7 +242,7 @@ class Bench:
         for target in targets:
             config = load(target.config)
             topic = f"{config.kafka.topic_prefix}.orders"
-            counters = _wait_idle(f"http://{HOST}:{target.port}/metrics")
+            counters = _wait_idle(f"http://{HOST}:{target.ready_port}/metrics")
             records = asyncio.run(topic_records(config, topic))
             accepted = int(counters.get("bridge_webhooks_accepted_total", 0))
             others = {

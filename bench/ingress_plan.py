@@ -43,6 +43,7 @@ class Target:
     port: int
     child: Child
     config: Path
+    ready_port: int  # /readyz: the ingress serves it on its ops port
     seen_202: int = 0  # by the load generators, warm-up included
     abandoned: int = 0  # at most this many requests were in flight when wrk stopped
 

@@ -185,7 +185,7 @@ class _Reader:
             {
                 "bootstrap_servers", "topic_prefix", "partitions", "replication_factor",
                 "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password",
-                "ssl_cafile", "linger_ms",
+                "ssl_cafile", "linger_ms", "min_insync_replicas",
             },
         )  # fmt: skip
         d = KafkaConfig()
@@ -219,7 +219,19 @@ class _Reader:
             sasl_password=self.optional_secret(raw, k, "sasl_password"),
             ssl_cafile=self._cafile(raw, k),
             linger_ms=self.integer(raw, k, "linger_ms", d.linger_ms, minimum=0),
+            min_insync_replicas=self._min_isr(raw, k),
         )
+
+    def _min_isr(self, raw: dict[str, Any], k: str) -> int | None:
+        if raw.get("min_insync_replicas") is None:
+            return None
+        value = self.integer(raw, k, "min_insync_replicas", 1, minimum=1)
+        replicas = self.integer(raw, k, "replication_factor", 1, minimum=1)
+        if value > replicas:
+            raise ConfigError(
+                f"{k}.min_insync_replicas", f"must be <= replication_factor ({replicas})"
+            )
+        return value
 
     def _cafile(self, raw: Mapping[str, Any], k: str) -> str | None:
         value = raw.get("ssl_cafile")
@@ -234,8 +246,12 @@ class _Reader:
         self.no_extra(
             raw,
             k,
-            {"max_body_bytes", "publish_timeout", "retry_after", "dedup_capacity", "dedup_window"},
-        )
+            {
+                "max_body_bytes", "publish_timeout", "retry_after", "dedup_capacity",
+                "dedup_window", "ops_port", "max_concurrent_bodies", "max_buffered_bytes",
+                "body_timeout", "max_event_age",
+            },
+        )  # fmt: skip
         d = IngressConfig()
         return IngressConfig(
             max_body_bytes=self.integer(raw, k, "max_body_bytes", d.max_body_bytes, minimum=1),
@@ -243,6 +259,15 @@ class _Reader:
             retry_after=self.integer(raw, k, "retry_after", d.retry_after, minimum=1),
             dedup_capacity=self.integer(raw, k, "dedup_capacity", d.dedup_capacity, minimum=0),
             dedup_window=self.number(raw, k, "dedup_window", d.dedup_window, minimum=0.0),
+            ops_port=self.integer(raw, k, "ops_port", d.ops_port, minimum=0),
+            max_concurrent_bodies=self.integer(
+                raw, k, "max_concurrent_bodies", d.max_concurrent_bodies, minimum=1
+            ),
+            max_buffered_bytes=self.integer(
+                raw, k, "max_buffered_bytes", d.max_buffered_bytes, minimum=1
+            ),
+            body_timeout=self.number(raw, k, "body_timeout", d.body_timeout, minimum=0.1),
+            max_event_age=self.number(raw, k, "max_event_age", d.max_event_age, minimum=0.0),
         )
 
     def outbox(self, raw: dict[str, Any]) -> OutboxConfig:

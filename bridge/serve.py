@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import uvicorn
@@ -128,18 +129,38 @@ async def running_server(
         sock.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Sidecar:
+    """Another app served by the same process, on its own port (ops endpoints)."""
+
+    app: Any
+    port: int
+    on_ready: Callable[[str], None] | None = None
+
+
 async def serve_until_stopped(
     app: Any,
     host: str,
     port: int,
     *,
     on_ready: Callable[[str], None] | None = None,
+    sidecars: Sequence[Sidecar] = (),
     **options: Any,
 ) -> None:
-    """Serve until SIGTERM/SIGINT, then drain in-flight requests and run the lifespan shutdown."""
+    """Serve until SIGTERM/SIGINT, then drain in-flight requests and run the lifespan shutdown.
+
+    ``sidecars`` start before ``app`` and stop after it (probes keep answering while it drains).
+    """
     stop = asyncio.Event()
     with stop_on_signals(stop):
-        async with running_server(app, host, port, **options) as url:
+        async with contextlib.AsyncExitStack() as stack:
+            for sidecar in sidecars:
+                url = await stack.enter_async_context(
+                    running_server(sidecar.app, host, sidecar.port)
+                )
+                if sidecar.on_ready is not None:
+                    sidecar.on_ready(url)
+            url = await stack.enter_async_context(running_server(app, host, port, **options))
             if on_ready is not None:
                 on_ready(url)
             await stop.wait()

@@ -31,6 +31,14 @@ class KafkaConfig:
     sasl_password: str | None = field(default=None, repr=False)
     ssl_cafile: str | None = None  # CA bundle for SSL/SASL_SSL; None: the system's
     linger_ms: int = 5
+    # acks=all waits for this many in-sync replicas; None: min(2, replication_factor)
+    min_insync_replicas: int | None = None
+
+    @property
+    def min_isr(self) -> int:
+        if self.min_insync_replicas is not None:
+            return self.min_insync_replicas
+        return min(2, self.replication_factor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +48,11 @@ class IngressConfig:
     retry_after: int = 5
     dedup_capacity: int = 100_000
     dedup_window: float = 600.0
+    ops_port: int = 9090  # /healthz, /readyz, /metrics: never on the public webhook port
+    max_concurrent_bodies: int = 1024  # bodies being received at once (503 beyond)
+    max_buffered_bytes: int = 64 * 1024 * 1024  # bytes of bodies held at once (503 beyond)
+    body_timeout: float = 30.0  # seconds a body may take to arrive (408 beyond)
+    max_event_age: float = 86_400.0  # Cyberbiz: reject bodies whose updated_at is older (0: off)
 
 
 @dataclass(frozen=True, slots=True)

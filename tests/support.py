@@ -30,6 +30,7 @@ linger_ms = 1
 [ingress]
 max_body_bytes = 2097152
 publish_timeout = 4.0
+max_event_age = 0  # the Cyberbiz samples are dated 2024
 
 [privacy]
 mode = "encrypt"

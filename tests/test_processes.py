@@ -61,13 +61,12 @@ async def test_ingress_exits_0_on_sigterm(
 ) -> None:
     """`commerce-bridge ingress` serves, then on SIGTERM stops and exits 0 after flushing the producer."""
     config = write_config(tmp_path, kafka_bootstrap, topic_prefix)
-    port = free_port()
-    proc = await start(
-        ["ingress", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)], tmp_path
-    )
+    port, ops_port = free_port(), free_port()
+    argv = ["ingress", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    proc = await start([*argv, "--ops-port", str(ops_port)], tmp_path)
     await wait_for_line(proc, b"kafka_producer_ready")
     async with httpx.AsyncClient() as client:
-        ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+        ready = await client.get(f"http://127.0.0.1:{ops_port}/readyz")
     assert (200, {"ready": True, "checks": {"kafka": True}}) == (ready.status_code, ready.json())
     code, err = await terminate(proc)
     assert 0 == code, err[-2000:]

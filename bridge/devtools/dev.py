@@ -68,6 +68,9 @@ bootstrap_servers = "{bootstrap}"
 topic_prefix = "commerce"
 linger_ms = 2
 
+[ingress]
+max_event_age = 0  # the samples (bridge/data/samples) are dated 2024: no Cyberbiz age bound here
+
 [outbox]
 dsn = "sqlite:///{workdir.resolve() / "outbox.db"}"
 
@@ -316,7 +319,7 @@ async def _run_system(
     config_file = workdir / "bridge.toml"
     config_file.write_text(dev_config_text(workdir, bootstrap, sim_url, pii_key(workdir)))
     config = load_config(config_file, {})
-    created = await ensure_topics(config.kafka)
+    created = await ensure_topics(config.kafka, max_body_bytes=config.ingress.max_body_bytes)
     screen.say(f"topics: {len(created)} created, config in {config_file}")
     options = SimulatorOptions(
         webhooks_to=ingress_url,
@@ -334,8 +337,11 @@ async def _run_system(
             running_server(create_simulator(config, options=options), port=sim_port)
         )
         screen.say(f"simulator listening on {sim_url}")
-        await stack.enter_async_context(running_server(create_ingress(config), port=ingress_port))
-        screen.say(f"ingress listening on {ingress_url}  (POST /webhooks/{{shop}}, GET /metrics)")
+        ingress = create_ingress(config)
+        ops_url = await stack.enter_async_context(running_server(ingress.state.ops))
+        await stack.enter_async_context(running_server(ingress, port=ingress_port))
+        screen.say(f"ingress listening on {ingress_url}  (POST /webhooks/{{shop}})")
+        screen.say(f"ingress ops on {ops_url}  (GET /healthz, /readyz, /metrics)")
         tasks = _Tasks(stop)
         stack.push_async_callback(tasks.close)
         tail_ready = asyncio.Event()

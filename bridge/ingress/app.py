@@ -1,11 +1,17 @@
 """The ingress ASGI application: POST /webhooks/{shop}[/{event}] into Kafka.
 
-Order of checks, cheapest and least trusting first: shop → size → media type → body (streamed,
-bounded) → signature → event name → JSON → normalisation → dedup → publish (wait for the ack).
+Order of checks, cheapest and least trusting first: shop → declared size → media type → what
+the headers alone can verify (token, signature header present) → body (streamed, bounded in size,
+time and, across all requests, in count and bytes) → signature → event name → JSON →
+normalisation → replay bounds → dedup → publish (wait for the ack).
+
+The webhook app serves only ``/webhooks/…``; ``/healthz``, ``/readyz`` and ``/metrics`` (which
+names every shop) are served by ``app.state.ops``, on the separate ``ingress.ops_port``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,14 +37,16 @@ from bridge.errors import (
     WebhookError,
 )
 from bridge.events import CanonicalEvent
-from bridge.ingress.body import read_limited
-from bridge.ingress.dedup import Abandoned, Deduplicator
+from bridge.ingress.body import BodyBudget, declared_length
+from bridge.ingress.checks import is_json_media_type, printable, valid_traceparent
+from bridge.ingress.dedup import Abandoned, Change, Deduplicator
+from bridge.ingress.hooks import check_replay, verify_headers
 from bridge.ingress.metrics import IngressMetrics
 from bridge.kafka.cloudevents import headers_for
-from bridge.kafka.publisher import KafkaPublisher, Publisher
-from bridge.kafka.topics import Topics
+from bridge.kafka.publisher import KafkaPublisher, Publisher, RecordTooLarge
+from bridge.kafka.topics import Topics, record_limit
 from bridge.log import get_logger
-from bridge.ops import ops_routes
+from bridge.ops import ops_app
 from bridge.platforms import get_platform
 from bridge.platforms.base import Delivery
 from bridge.privacy import Privacy
@@ -55,16 +63,6 @@ class JSONResponse(Response):
 
 def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
-
-
-def _is_json_media_type(value: str | None) -> bool:
-    """JSON or a ``+json`` type; a missing Content-Type is tolerated (some platforms omit it)."""
-    if value is None or not value.strip():
-        return True
-    media = value.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
 
 
 class Ingress:
@@ -85,14 +83,17 @@ class Ingress:
         self.topics = Topics(config.kafka.topic_prefix)
         self.privacy = Privacy(config.privacy)
         # (partition, offset): a tuple of ints, which the garbage collector stops tracking, so a
-        # memory of 100k deliveries does not lengthen every full collection.
+        # memory of 100k entities does not lengthen every full collection.
         self.dedup: Deduplicator[tuple[int, int]] = Deduplicator(
             config.ingress.dedup_capacity, config.ingress.dedup_window
+        )
+        cfg = config.ingress
+        self.budget = BodyBudget(
+            cfg.max_concurrent_bodies, cfg.max_buffered_bytes, cfg.body_timeout
         )
 
     async def webhook(self, request: Request) -> Response:
         shop_id = request.path_params["shop"]
-        path_event = request.path_params.get("event")
         shop = self.config.shop(shop_id)
         label = shop_id if shop is not None else "unknown"
         self.metrics.received.labels(label).inc()
@@ -100,24 +101,29 @@ class Ingress:
         self.metrics.in_flight.inc()
         try:
             if shop is None:
-                raise UnknownShop(f"shop {shop_id!r} is not configured")
-            if not _is_json_media_type(request.headers.get("content-type")):
+                raise UnknownShop("this shop is not configured")
+            limit = self.config.ingress.max_body_bytes
+            declared_length(request, limit)
+            if not is_json_media_type(request.headers.get("content-type")):
                 raise UnsupportedMediaType("Content-Type must be application/json")
-            body = await read_limited(request, self.config.ingress.max_body_bytes)
             now = self.clock()
             delivery = Delivery(
                 shop=shop,
-                body=body,
+                body=b"",
                 headers={k.lower(): v for k, v in request.headers.items()},
                 query=dict(request.query_params),
-                path_event=path_event,
+                path_event=request.path_params.get("event"),
                 client_ip=request.client.host if request.client else None,
                 received_at=datetime.fromtimestamp(now, UTC),
             )
-            event = self._normalise(delivery, now)
-            return await self._publish(event, delivery, request.headers.get("traceparent"))
+            verify_headers(delivery, now)
+            async with self.budget.reading(request, limit) as body:
+                delivery = dataclasses.replace(delivery, body=body)
+                event = self._normalise(delivery, now)
+                traceparent = valid_traceparent(request.headers.get("traceparent"))
+                return await self._publish(event, delivery, traceparent)
         except WebhookError as exc:
-            return self._reject(label, exc)
+            return self._reject(label, request.url.path, exc)
         finally:
             self.metrics.in_flight.dec()
             structlog.contextvars.clear_contextvars()
@@ -130,52 +136,78 @@ class Ingress:
             payload = orjson.loads(delivery.body)
         except orjson.JSONDecodeError as exc:
             raise InvalidPayload(f"body is not valid JSON: {exc.msg}") from None
-        return platform.normalise(delivery, event_name, payload, self.privacy)
+        event = platform.normalise(delivery, event_name, payload, self.privacy)
+        check_replay(delivery, event_name, payload, now, self.config.ingress.max_event_age)
+        return event
 
     async def _publish(
         self, event: CanonicalEvent, delivery: Delivery, traceparent: str | None
     ) -> Response:
         topic = self.topics.for_entity(event.entity)
-        structlog.contextvars.bind_contextvars(event_id=event.id, ce_type=event.type, topic=topic)
-        value = orjson.dumps(event.value)
-        headers = headers_for(event, delivery.received_at, traceparent)
+        change = Change(f"{event.entity}\x1f{event.key}", event.id, delivery.body)
         timeout = self.config.ingress.publish_timeout
 
-        async def send() -> tuple[int, int]:
+        async def send(published_id: str) -> tuple[int, int]:
+            final = _with_id(event, published_id)
+            structlog.contextvars.bind_contextvars(event_id=final.id)
+            value = orjson.dumps(final.value)
+            headers = headers_for(final, delivery.received_at, traceparent)
             started = time.perf_counter()
             published = await self.publisher.publish(
-                topic, event.key.encode(), value, headers, timeout
+                topic, final.key.encode(), value, headers, timeout
             )
             self.metrics.publish_seconds.labels(topic).observe(time.perf_counter() - started)
             return published.partition, published.offset
 
+        structlog.contextvars.bind_contextvars(ce_type=event.type, topic=topic)
         try:
-            outcome = await self.dedup.run(event.id, send)
+            outcome = await self.dedup.run(change, send)
         except (PublishUnavailable, Abandoned) as exc:
             self.metrics.rejected.labels(delivery.shop.id, "kafka_unavailable").inc()
             log.warning("webhook_not_published", reason=str(exc))
             retry_after = {"Retry-After": str(self.config.ingress.retry_after)}
             return _error(503, "unavailable", "event store unavailable, retry later", retry_after)
+        except RecordTooLarge as exc:
+            self.metrics.rejected.labels(delivery.shop.id, "record_too_large").inc()
+            log.warning("webhook_not_published", reason=str(exc))
+            return _error(413, "record_too_large", "the event is too large for the event store")
         partition, offset = outcome.value
+        structlog.contextvars.bind_contextvars(event_id=outcome.id)
         if outcome.duplicate:
             self.metrics.duplicates.labels(delivery.shop.id).inc()
             log.info("webhook_duplicate", partition=partition, offset=offset)
-            return JSONResponse({"id": event.id, "duplicate": True}, status_code=200)
+            return JSONResponse({"id": outcome.id, "duplicate": True}, status_code=200)
         self.metrics.accepted.labels(delivery.shop.id, topic).inc()
         log.info("webhook_accepted", partition=partition, offset=offset)
-        return JSONResponse({"id": event.id, "topic": topic}, status_code=202)
+        return JSONResponse({"id": outcome.id, "topic": topic}, status_code=202)
 
-    def _reject(self, shop_label: str, exc: WebhookError) -> Response:
+    def _reject(self, shop_label: str, path: str, exc: WebhookError) -> Response:
         self.metrics.rejected.labels(shop_label, exc.code).inc()
-        log.warning("webhook_rejected", status=exc.status, reason=exc.code, detail=exc.detail)
+        log.warning(
+            "webhook_rejected",
+            status=exc.status,
+            reason=exc.code,
+            detail=printable(exc.detail),
+            path=printable(path),
+        )
         if exc.status == 401:
             # Same answer for every authentication failure: no hint which part failed.
             return _error(401, "unauthorized", "missing or invalid signature")
+        if exc.status == 503:
+            retry_after = {"Retry-After": str(self.config.ingress.retry_after)}
+            return _error(exc.status, exc.code, exc.detail, retry_after)
         return _error(exc.status, exc.code, exc.detail)
 
     def readiness(self) -> tuple[bool, dict[str, bool]]:
         """Ready once the Kafka producer is connected."""
         return self.publisher.ready, {"kafka": self.publisher.ready}
+
+
+def _with_id(event: CanonicalEvent, published_id: str) -> CanonicalEvent:
+    """``event`` under the id the deduplicator chose (the platform's own id for a first change)."""
+    if published_id == event.id:
+        return event
+    return dataclasses.replace(event, id=published_id, value={**event.value, "id": published_id})
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
@@ -196,10 +228,17 @@ def create_app(
     registry: CollectorRegistry | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
-    """The ingress app. Without a ``publisher`` it owns a KafkaPublisher for its lifespan."""
+    """The webhook app; its ops endpoints are ``app.state.ops`` (serve them on another port).
+
+    Without a ``publisher`` it owns a KafkaPublisher for its lifespan.
+    """
     owned: KafkaPublisher | None = None
     if publisher is None:
-        owned = publisher = KafkaPublisher(config.kafka, client_id="bridge-ingress")
+        owned = publisher = KafkaPublisher(
+            config.kafka,
+            client_id="bridge-ingress",
+            max_request_size=record_limit(config.ingress.max_body_bytes),
+        )
     ingress = Ingress(config, publisher, registry or CollectorRegistry(), clock)
 
     @asynccontextmanager
@@ -221,7 +260,6 @@ def create_app(
     routes = [
         Route("/webhooks/{shop}", ingress.webhook, methods=["POST"]),
         Route("/webhooks/{shop}/{event}", ingress.webhook, methods=["POST"]),
-        *ops_routes(ingress.registry, ingress.readiness),
     ]
     app = Starlette(
         routes=routes,
@@ -231,5 +269,7 @@ def create_app(
             Exception: _internal_error,
         },
     )
+    app.router.redirect_slashes = False  # "/webhooks/x/" is a 404 JSON, not a redirect
     app.state.ingress = ingress
+    app.state.ops = ops_app(ingress.registry, ingress.readiness)
     return app

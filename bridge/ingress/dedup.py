@@ -1,13 +1,27 @@
-"""Bounded, time-windowed memory of accepted deliveries; concurrent twins wait for the first.
+"""Which deliveries are redeliveries, and the id each change is published under.
 
-A window, not forever: platforms without a delivery id are deduplicated on the body's
-hash, and a byte-identical *new* change (5→4, restock, 5→4 again) must not be mistaken for a
-redelivery once the platform's retries are over.
+A platform's own id does not tell changes apart: where it is the body hash (a platform without
+delivery ids), stock 5→4, 4→5, 5→4 again repeats the first body; where it is (id, updated_at,
+normalised fields), two customer or PII-only order edits within one second share it. So the
+memory is per *entity*:
+
+- the same delivery again (same platform id, byte-identical body) while it is still the entity's
+  last change is a redelivery: the same published id, answered as a duplicate once published;
+- anything else is a new change: the entity's change counter moves on and the published id is
+  derived from (platform id, body digest, counter, previous body digest), so A-B-A yields three
+  ids. The first change an ingress sees for an entity keeps the platform's id unchanged.
+
+Only the *last* change of an entity can be a duplicate, so forgetting an entity (window,
+capacity) can only make the ingress publish again, never drop a change. Ids are per process:
+a redelivery that lands on another replica (or after a restart) is published again, with the
+platform's id when it was that replica's first change for the entity. Consumers must tolerate
+redeliveries (see README "Kafka contract").
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -23,15 +37,51 @@ class Abandoned(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Outcome(Generic[T]):
+    id: str
     value: T
     duplicate: bool
 
 
-class Deduplicator(Generic[T]):
-    """Runs ``action`` once per key; a later call within ``window`` seconds is a duplicate.
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One delivery as the deduplicator sees it."""
 
-    Only successes are remembered (a failed publish must be retried by the platform). At most
-    ``capacity`` keys are kept, oldest evicted first; capacity 0 disables memory.
+    entity: str  # e.g. "order\x1fshop:123": one entity of one shop
+    platform_id: str  # the id the platform module derived
+    body: bytes
+
+    @property
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.body).digest()[:16]
+
+
+def change_id(platform_id: str, digest: bytes, changes: int, previous: bytes) -> str:
+    """The published id of an entity's ``changes``-th change (0: the platform's id itself)."""
+    if changes == 0:
+        return platform_id
+    text = f"{platform_id}\x1f{digest.hex()}\x1f{changes}\x1f{previous.hex()}"
+    h = hashlib.sha256(text.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+class _Entity(Generic[T]):
+    __slots__ = ("changes", "digest", "expiry", "id", "platform_id", "published")
+
+    def __init__(self, platform_id: str, digest: bytes, changes: int, id_: str) -> None:
+        self.platform_id = platform_id
+        self.digest = digest
+        self.changes = changes
+        self.id = id_
+        self.expiry = 0.0
+        self.published: tuple[T] | None = None  # a 1-tuple once the broker acknowledged
+
+
+class Deduplicator(Generic[T]):
+    """Runs ``action`` once per change; the same delivery again within ``window`` is a duplicate.
+
+    Only successes count as published (a failed publish must be retried by the platform). At
+    most ``capacity`` entities are remembered, the least recently changed evicted first;
+    capacity 0 disables memory (every delivery publishes, twins still wait for each other).
     """
 
     def __init__(
@@ -40,25 +90,40 @@ class Deduplicator(Generic[T]):
         self.capacity = capacity
         self.window = window
         self.clock = clock
-        self._accepted: OrderedDict[str, tuple[float, T]] = OrderedDict()  # key -> (expiry, value)
+        self._entities: OrderedDict[str, _Entity[T]] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[T]] = {}
 
     def __len__(self) -> int:
-        return len(self._accepted)
+        return len(self._entities)
 
-    async def run(self, key: str, action: Callable[[], Awaitable[T]]) -> Outcome[T]:
+    def identify(self, change: Change) -> tuple[str, tuple[T] | None]:
+        """The published id of ``change`` and, for a redelivery already published, its value."""
         self._expire()
-        remembered = self._accepted.get(key)
-        if remembered is not None:
-            return Outcome(remembered[1], duplicate=True)
-        pending = self._inflight.get(key)
+        digest = change.digest
+        entry = self._entities.get(change.entity)
+        if entry is not None and (entry.platform_id, entry.digest) == (change.platform_id, digest):
+            self._touch(change.entity, entry)
+            return entry.id, entry.published
+        changes = 0 if entry is None else entry.changes + 1
+        previous = b"" if entry is None else entry.digest
+        id_ = change_id(change.platform_id, digest, changes, previous)
+        if self.capacity > 0:
+            self._touch(change.entity, _Entity(change.platform_id, digest, changes, id_))
+        return id_, None
+
+    async def run(self, change: Change, action: Callable[[str], Awaitable[T]]) -> Outcome[T]:
+        """Publish ``change`` with ``action(published_id)`` unless it is a redelivery."""
+        id_, published = self.identify(change)
+        if published is not None:
+            return Outcome(id_, published[0], duplicate=True)
+        pending = self._inflight.get(id_)
         if pending is not None:
             # A twin is being published right now: its success is ours; its failure is ours too.
-            return Outcome(await asyncio.shield(pending), duplicate=True)
+            return Outcome(id_, await asyncio.shield(pending), duplicate=True)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        self._inflight[id_] = future
         try:
-            value = await action()
+            value = await action(id_)
         except BaseException as exc:
             # Twins share the failure; a cancellation becomes Abandoned so that they answer
             # normally (the platform retries) instead of being cancelled themselves.
@@ -72,22 +137,24 @@ class Deduplicator(Generic[T]):
             raise
         else:
             future.set_result(value)
-            self._remember(key, value)
-            return Outcome(value, duplicate=False)
+            entry = self._entities.get(change.entity)
+            if entry is not None and entry.id == id_:
+                entry.published = (value,)
+            return Outcome(id_, value, duplicate=False)
         finally:
-            del self._inflight[key]
+            del self._inflight[id_]
+
+    def _touch(self, key: str, entry: _Entity[T]) -> None:
+        entry.expiry = self.clock() + self.window
+        self._entities[key] = entry
+        self._entities.move_to_end(key)
+        while len(self._entities) > self.capacity:
+            self._entities.popitem(last=False)
 
     def _expire(self) -> None:
         now = self.clock()
-        while self._accepted:
-            key, (expiry, _value) = next(iter(self._accepted.items()))
-            if expiry > now:
+        while self._entities:
+            entry = next(iter(self._entities.values()))
+            if entry.expiry > now:
                 break
-            del self._accepted[key]
-
-    def _remember(self, key: str, value: T) -> None:
-        if self.capacity <= 0:
-            return
-        self._accepted[key] = (self.clock() + self.window, value)
-        if len(self._accepted) > self.capacity:
-            self._accepted.popitem(last=False)
+            self._entities.popitem(last=False)

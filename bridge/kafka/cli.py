@@ -37,7 +37,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def topics_ensure(args: argparse.Namespace) -> int:
     cfg = clitools.load(args)
     try:
-        created = asyncio.run(ensure_topics(cfg.kafka, partitions=args.partitions))
+        created = asyncio.run(
+            ensure_topics(
+                cfg.kafka, partitions=args.partitions, max_body_bytes=cfg.ingress.max_body_bytes
+            )
+        )
     except (KafkaError, OSError, TopicError) as exc:
         raise TopicError(f"topics ensure: Kafka at {cfg.kafka.bootstrap_servers}: {exc!r}") from exc
     for name in Topics.from_config(cfg.kafka).all():

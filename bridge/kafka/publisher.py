@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 from bridge.config import KafkaConfig
-from bridge.errors import PublishUnavailable
-from bridge.kafka.topics import client_options
+from bridge.errors import BridgeError, PublishUnavailable
+from bridge.kafka.topics import client_options, record_limit
 from bridge.log import get_logger
 
 log = get_logger(__name__)
@@ -25,9 +25,12 @@ log = get_logger(__name__)
 Headers = Sequence[tuple[str, bytes]]
 
 
-def producer_options(cfg: KafkaConfig, client_id: str) -> dict[str, Any]:
+def producer_options(
+    cfg: KafkaConfig, client_id: str, max_request_size: int | None = None
+) -> dict[str, Any]:
     """Every keyword argument of the bridge's ``AIOKafkaProducer`` (the bench's raw-producer
-    baseline uses the same): acknowledged by all in-sync replicas, idempotent, batched."""
+    baseline uses the same): acknowledged by all in-sync replicas, idempotent, batched, and
+    requests as large as the topics' ``max.message.bytes`` (:func:`record_limit`)."""
     return {
         **client_options(cfg),
         "client_id": client_id,
@@ -35,7 +38,7 @@ def producer_options(cfg: KafkaConfig, client_id: str) -> dict[str, Any]:
         "enable_idempotence": True,
         "linger_ms": cfg.linger_ms,
         "max_batch_size": 256 * 1024,
-        "max_request_size": 4 * 1024 * 1024,
+        "max_request_size": max_request_size or record_limit(),
         "request_timeout_ms": 30_000,
     }
 
@@ -47,6 +50,10 @@ class Published:
     offset: int
 
 
+class RecordTooLarge(BridgeError):
+    """The record exceeds what the producer or the broker takes; retrying cannot help."""
+
+
 class Publisher(Protocol):
     @property
     def ready(self) -> bool: ...
@@ -54,15 +61,23 @@ class Publisher(Protocol):
     async def publish(
         self, topic: str, key: bytes, value: bytes, headers: Headers, timeout: float
     ) -> Published:
-        """Return once the broker acknowledged; raise PublishUnavailable otherwise."""
+        """Return once the broker acknowledged; raise RecordTooLarge for a record no retry can
+        write, PublishUnavailable otherwise."""
         ...
 
 
 class KafkaPublisher:
     """aiokafka producer that keeps trying to connect in the background until it can."""
 
-    def __init__(self, cfg: KafkaConfig, *, client_id: str = "commerce-bridge") -> None:
+    def __init__(
+        self,
+        cfg: KafkaConfig,
+        *,
+        client_id: str = "commerce-bridge",
+        max_request_size: int | None = None,
+    ) -> None:
         self._cfg = cfg
+        self._max_request_size = max_request_size or record_limit()
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
         self._connector: asyncio.Task[None] | None = None
@@ -92,7 +107,9 @@ class KafkaPublisher:
     async def _connect_forever(self) -> None:
         delay = 0.5
         while True:
-            producer = AIOKafkaProducer(**producer_options(self._cfg, self._client_id))
+            producer = AIOKafkaProducer(
+                **producer_options(self._cfg, self._client_id, self._max_request_size)
+            )
             try:
                 await producer.start()
             except (KafkaError, OSError) as exc:
@@ -131,9 +148,12 @@ class KafkaPublisher:
             if ack is None:
                 raise PublishUnavailable(f"kafka did not take the record in {timeout}s") from None
             # The record is buffered and may still be written once the broker answers: the
-            # platform will redeliver and downstream deduplicates on ce_id. Log the late outcome.
+            # platform will redeliver, so it may be published twice (consumers tolerate
+            # redeliveries, README "Event ids and redeliveries"). Log the late outcome.
             self._watch_late(ack, topic)
             raise PublishUnavailable(f"kafka did not acknowledge within {timeout}s") from None
+        except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+            raise RecordTooLarge(f"kafka refused the record as too large: {exc}") from None
         except KafkaError as exc:
             raise PublishUnavailable(f"kafka refused the record: {exc}") from None
         return Published(metadata.topic, metadata.partition, metadata.offset)

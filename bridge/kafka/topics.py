@@ -14,6 +14,7 @@ from aiokafka.helpers import create_ssl_context
 from bridge.config import KafkaConfig
 from bridge.errors import BridgeError
 from bridge.log import get_logger
+from bridge.settings import DEFAULT_MAX_BODY
 
 log = get_logger(__name__)
 
@@ -82,6 +83,26 @@ class Topics:
         return tuple(f"{self.prefix}.{suffix}" for suffix in SUFFIXES)
 
 
+ENVELOPE_BYTES = 64 * 1024
+
+
+def record_limit(max_body_bytes: int = DEFAULT_MAX_BODY) -> int:
+    """The largest record the bridge writes for a webhook of ``max_body_bytes``.
+
+    The canonical event holds ``raw`` (the body, PII encrypted: base64 grows it by a third) next
+    to the normalised fields, so twice the body plus an envelope allowance.
+    """
+    return 2 * max_body_bytes + ENVELOPE_BYTES
+
+
+def topic_configs(kafka_cfg: KafkaConfig, max_body_bytes: int = DEFAULT_MAX_BODY) -> dict[str, str]:
+    """Per-topic settings: records sized for the ingress limit, acks=all meaning min.insync."""
+    return {
+        "max.message.bytes": str(record_limit(max_body_bytes)),
+        "min.insync.replicas": str(kafka_cfg.min_isr),
+    }
+
+
 def client_options(cfg: KafkaConfig) -> dict[str, Any]:
     """Connection keyword arguments shared by aiokafka producers, consumers and admin clients."""
     options: dict[str, Any] = {
@@ -103,6 +124,7 @@ async def ensure_topics(
     partitions: int | None = None,
     names: Iterable[str] | None = None,
     *,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
     ready_timeout: float = 30.0,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created now.
@@ -110,7 +132,9 @@ async def ensure_topics(
     ``names`` defaults to all eight topics under ``kafka_cfg.topic_prefix``; ``partitions`` to
     ``kafka_cfg.partitions``. Existing topics are left as they are (also when another process
     creates them concurrently). Returns once every created partition has a leader, so producers
-    can use the topics at once.
+    can use the topics at once. New topics get :func:`topic_configs` (records up to
+    :func:`record_limit` of ``max_body_bytes``, ``min.insync.replicas``); existing topics keep
+    theirs (change them with ``kafka-configs --alter``).
     """
     wanted = list(dict.fromkeys(Topics.from_config(kafka_cfg).all() if names is None else names))
     count = kafka_cfg.partitions if partitions is None else partitions
@@ -122,7 +146,15 @@ async def ensure_topics(
         if not missing:
             return []
         response = await admin.create_topics(
-            [NewTopic(name, count, kafka_cfg.replication_factor) for name in missing]
+            [
+                NewTopic(
+                    name,
+                    count,
+                    kafka_cfg.replication_factor,
+                    topic_configs=topic_configs(kafka_cfg, max_body_bytes),
+                )
+                for name in missing
+            ]
         )
         created = []
         for item in response.to_object()["topic_errors"]:

@@ -80,7 +80,8 @@ def test_build_makes_wheels_and_runtime_installs_only_them_into_a_venv() -> None
 
 
 def test_runtime_runs_bridge_ingress_as_uid_10001() -> None:
-    """USER 10001, ENTRYPOINT bridge, CMD a valid `commerce-bridge ingress`, EXPOSE the ingress port."""
+    """USER 10001, ENTRYPOINT bridge, CMD a valid `commerce-bridge ingress`, EXPOSE the ingress
+    ports (webhooks, ops)."""
     assert [f"{UID}:{UID}"] == arguments("runtime", "USER")
     assert [["commerce-bridge"]] == [json.loads(a) for a in arguments("runtime", "ENTRYPOINT")]
     (cmd,) = [json.loads(a) for a in arguments("runtime", "CMD")]
@@ -88,7 +89,7 @@ def test_runtime_runs_bridge_ingress_as_uid_10001() -> None:
     parsed = build_parser().parse_args(cmd)
     assert ("ingress", "/etc/bridge/bridge.toml") == (parsed.command, parsed.config)
     ports = [str(p["containerPort"]) for p in ingress_container()["ports"]]
-    assert ports == arguments("runtime", "EXPOSE")
+    assert ports == [p for ports in arguments("runtime", "EXPOSE") for p in ports.split()]
 
 
 def test_runtime_environment_and_writable_outbox_directory() -> None:

@@ -37,7 +37,12 @@ Doc = dict[str, Any]
 
 # name -> (component label, sub-command words, arguments after them, replicas in base)
 PROCESSES: dict[str, tuple[str, list[str], list[str], int]] = {
-    "bridge-ingress": ("ingress", ["ingress"], ["--config", CONFIG_FILE, "--port", "8080"], 2),
+    "bridge-ingress": (
+        "ingress",
+        ["ingress"],
+        ["--config", CONFIG_FILE, "--port", "8080", "--ops-port", "9090"],
+        2,
+    ),
     "bridge-inventory-sync": (
         "inventory-sync",
         ["consume", "inventory-sync"],
@@ -54,7 +59,7 @@ PROCESSES: dict[str, tuple[str, list[str], list[str], int]] = {
 }
 # name -> {probe: (path, port the process listens on)}.
 PROBES: dict[str, dict[str, tuple[str, int]]] = {
-    "bridge-ingress": {"readinessProbe": ("/readyz", 8080), "livenessProbe": ("/healthz", 8080)},
+    "bridge-ingress": {"readinessProbe": ("/readyz", 9090), "livenessProbe": ("/healthz", 9090)},
     "bridge-inventory-sync": {
         "readinessProbe": ("/readyz", 9103),
         "livenessProbe": ("/healthz", 9103),
@@ -67,7 +72,7 @@ PROBES: dict[str, dict[str, tuple[str, int]]] = {
     },
 }
 SCRAPE_PORTS = {
-    "bridge-ingress": 8080,
+    "bridge-ingress": 9090,
     "bridge-inventory-sync": 9103,
     "bridge-commands": 9102,
     "bridge-relay": 9101,
@@ -303,7 +308,11 @@ def test_probes_hit_the_port_the_process_listens_on(name: str) -> None:
     spec = container(deployments()[name])
     ports = {p["name"]: p["containerPort"] for p in spec.get("ports", [])}
     args = spec["args"]
-    listening = {int(args[i + 1]) for i, a in enumerate(args) if a in ("--port", "--metrics-port")}
+    listening = {
+        int(args[i + 1])
+        for i, a in enumerate(args)
+        if a in ("--port", "--metrics-port", "--ops-port")
+    }
     assert listening == set(ports.values())
     probes = {
         kind: (spec[kind]["httpGet"]["path"], ports.get(spec[kind]["httpGet"]["port"]))

@@ -15,8 +15,7 @@ from bridge.devtools.kafka.local import LocalKafka
 from bridge.devtools.sign import sign_request
 from bridge.ingress.app import create_app
 from bridge.kafka.topics import ensure_topics
-from bridge.serve import running_server
-from tests.ingress.test_kafka import read_topic, wait_ready
+from tests.ingress.test_kafka import read_topic, serve_ingress
 from tests.support import fixture_bytes, make_config
 
 pytestmark = pytest.mark.kafka
@@ -39,8 +38,7 @@ async def test_stopped_broker_gives_503_then_202_when_back(tmp_path: Path) -> No
         config = make_config(prefix="outage", bootstrap=bootstrap)
         config = replace(config, ingress=replace(config.ingress, publish_timeout=2.0))
         await ensure_topics(config.kafka)
-        async with running_server(create_app(config)) as base_url:
-            await wait_ready(base_url)
+        async with serve_ingress(create_app(config)) as base_url:
             warm = fixture_bytes("bentoweb/variant.json")
             assert 202 == (await post(base_url, config, warm)).status_code
 

@@ -11,11 +11,14 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
+from structlog.testing import capture_logs
 
 from bridge.config import Config
 from bridge.devtools.sign import sign_request
@@ -48,10 +51,21 @@ def publisher() -> RecordingPublisher:
 
 
 @pytest.fixture
-async def client(config: Config, publisher: RecordingPublisher) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(config, publisher)
+def app(config: Config, publisher: RecordingPublisher) -> Starlette:
+    return create_app(config, publisher)
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://ingress") as c:
+        yield c
+
+
+@pytest.fixture
+async def ops(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app.state.ops)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingress-ops") as c:
         yield c
 
 
@@ -195,18 +209,18 @@ async def test_bentoweb_seed_order_is_accepted(
 
 
 async def test_health_ready_and_metrics(
-    client: httpx.AsyncClient, publisher: RecordingPublisher
+    client: httpx.AsyncClient, ops: httpx.AsyncClient, publisher: RecordingPublisher
 ) -> None:
     """healthz is always 200; readyz follows the publisher; metrics count outcomes."""
     await client.post("/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT))
     await client.post("/webhooks/cb-taipei", content=b"{}", headers=cb_headers(b"", secret="x"))
-    assert 200 == (await client.get("/healthz")).status_code
-    ready = await client.get("/readyz")
+    assert 200 == (await ops.get("/healthz")).status_code
+    ready = await ops.get("/readyz")
     assert (200, {"ready": True, "checks": {"kafka": True}}) == (ready.status_code, ready.json())
     publisher.available = False
-    ready = await client.get("/readyz")
+    ready = await ops.get("/readyz")
     assert (503, {"ready": False, "checks": {"kafka": False}}) == (ready.status_code, ready.json())
-    metrics = (await client.get("/metrics")).text
+    metrics = (await ops.get("/metrics")).text
     assert (
         'bridge_webhooks_accepted_total{shop="cb-taipei",topic="commerce.variants"} 1.0' in metrics
     )
@@ -243,5 +257,65 @@ async def test_no_input_produces_a_500(
 ) -> None:
     """Whatever a correctly signed body holds, the answer is a JSON 2xx or 4xx, never a 500."""
     response = await signed_post(client, config, target[0], body, target[1])
-    assert response.status_code in {200, 202, 400}, response.text
+    assert response.status_code in {200, 202, 400, 401}, response.text
     assert "application/json" == response.headers["content-type"]
+
+
+HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80)
+HEADER_NAMES = st.sampled_from(
+    [
+        "content-type", "x-cyberbiz-event", "x-cyberbiz-hmac-sha256", "x-webhook-token",
+        "webhook-id", "webhook-timestamp", "webhook-signature", "traceparent",
+        "x-forwarded-for", "content-encoding", "transfer-encoding-x",
+    ]
+)  # fmt: skip
+SEGMENT = st.text(max_size=30).map(lambda s: quote(s, safe=""))
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    shop=st.one_of(st.sampled_from(["cb-taipei", "bento-bkk", "std-shop"]), SEGMENT),
+    event=st.one_of(st.none(), st.sampled_from(["order.paid", "variant.update"]), SEGMENT),
+    query=st.dictionaries(st.sampled_from(["token", "x", "event"]) | st.text(max_size=8), st.text(max_size=20), max_size=3),
+    headers=st.dictionaries(HEADER_NAMES, HEADER_TEXT, max_size=6),
+    content_type=st.one_of(
+        st.none(),
+        st.sampled_from(["application/json", "text/plain", "application/cloudevents+json", "multipart/form-data; boundary=x", ";", "application/json; charset=utf-8", "APPLICATION/JSON"]),
+    ),
+    body=st.one_of(st.binary(max_size=300), JSON_VALUES.map(lambda v: json.dumps(v).encode())),
+    signed=st.booleans(),
+    method=st.sampled_from(["POST", "POST", "GET", "PUT"]),
+)  # fmt: skip
+async def test_no_request_line_or_header_produces_a_500(
+    client: httpx.AsyncClient,
+    config: Config,
+    shop: str,
+    event: str | None,
+    query: dict[str, str],
+    headers: dict[str, str],
+    content_type: str | None,
+    body: bytes,
+    signed: bool,
+    method: str,
+) -> None:
+    """Whatever the path, query, headers, content type and body (signed or not), the answer is
+    JSON with a 2xx/4xx/503 status, never a 500 or a traceback."""
+    sent = dict(headers)
+    if signed and shop in config.shops:
+        suffix, signature = sign_request(
+            config.shops[shop], body, event or "orders/paid", time.time()
+        )
+        sent |= {k.lower(): v for k, v in signature.items()}
+        path = f"/webhooks/{shop}{suffix}"
+    else:
+        path = f"/webhooks/{shop}" + (f"/{event}" if event is not None else "")
+    if content_type is not None:
+        sent["content-type"] = content_type
+    with capture_logs() as logs:
+        response = await client.request(method, path, params=query, content=body, headers=sent)
+    assert response.status_code in {200, 202, 400, 401, 404, 405, 413, 415}, response.text
+    assert "application/json" == response.headers["content-type"]
+    assert [] == [e for e in logs if e["log_level"] == "error"]
+    assert b"Traceback" not in response.content

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from jsonschema import Draft202012Validator
+from starlette.applications import Starlette
 
 from bridge.config import Config
 from bridge.devtools.sign import sign_request
@@ -30,25 +32,18 @@ def validator(entity: str) -> Draft202012Validator:
     return Draft202012Validator(orjson.loads((SCHEMAS / f"{entity}.v1.json").read_bytes()))
 
 
-@pytest.fixture
-async def config(kafka_bootstrap: str, topic_prefix: str) -> Config:
-    config = make_config(prefix=topic_prefix, bootstrap=kafka_bootstrap)
-    await ensure_topics(config.kafka)
-    return config
-
-
-@pytest.fixture
-async def ingress(config: Config) -> AsyncIterator[str]:
-    app = create_app(config)
-    async with running_server(app) as base_url:
-        await wait_ready(base_url)
+@contextlib.asynccontextmanager
+async def serve_ingress(app: Starlette) -> AsyncIterator[str]:
+    """The webhook app and its ops app, each on its own port; the webhook URL once ready."""
+    async with running_server(app.state.ops) as ops_url, running_server(app) as base_url:
+        await wait_ready(ops_url)
         yield base_url
 
 
-async def wait_ready(base_url: str, timeout: float = 30.0) -> None:
+async def wait_ready(ops_url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as client:
-        while (await client.get(f"{base_url}/readyz")).status_code != 200:
+        while (await client.get(f"{ops_url}/readyz")).status_code != 200:
             assert time.monotonic() < deadline, "ingress never became ready"
             await asyncio.sleep(0.05)
 
@@ -173,3 +168,34 @@ async def test_streamed_oversize_body_is_413(ingress: str, config: Config) -> No
             f"{ingress}/webhooks/cb-taipei", content=chunks(), headers=headers
         )
     assert (413, "payload_too_large") == (response.status_code, response.json()["error"])
+
+
+def padded_variant(size: int) -> bytes:
+    """The BentoWeb seed variant grown to ``size`` bytes by an extra field (kept in ``raw``)."""
+    body = fixture_bytes("bentoweb/variant.json").rstrip()
+    head = body[:-1].rstrip() + b', "pad": "'
+    tail = b'"}'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+async def test_a_1_9_mib_webhook_is_published_and_readable(ingress: str, config: Config) -> None:
+    """A 1.9 MiB webhook (under max_body_bytes, over the broker's 1 MiB default) gets 202 and its
+    record comes back from the topic whole."""
+    body = padded_variant(int(1.9 * 1024 * 1024))
+    response = await post(ingress, config, "bento-bkk", body, "variant.update")
+    assert 202 == response.status_code, response.text
+    (record,) = await read_topic(config, f"{config.kafka.topic_prefix}.variants", 1)
+    assert orjson.loads(body)["pad"] == orjson.loads(record.value)["raw"]["pad"]
+
+
+async def test_a_record_the_broker_refuses_as_too_large_is_413(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """Topics made for 64 KiB bodies (192 KiB records) refuse a 500 KiB webhook: 413 with a JSON
+    reason, not a 503 the platform would retry forever."""
+    config = make_config(prefix=topic_prefix, bootstrap=kafka_bootstrap)
+    await ensure_topics(config.kafka, max_body_bytes=64 * 1024)
+    async with serve_ingress(create_app(config)) as base_url:
+        body = padded_variant(500 * 1024)
+        response = await post(base_url, config, "bento-bkk", body, "variant.update")
+    assert (413, "record_too_large") == (response.status_code, response.json()["error"])

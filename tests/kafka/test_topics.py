@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from bridge import clitools
 from bridge.config import KafkaConfig
@@ -174,3 +175,37 @@ def test_cli_topics_ensure_reports_an_unreachable_broker(
     args = parse("topics", "ensure", "--config", str(config))
     assert 1 == clitools.invoke(args.func, args)
     assert "Kafka at 127.0.0.1:9" in capsys.readouterr().err
+
+
+async def topic_config(bootstrap: str, name: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    finally:
+        await admin.close()
+    (resource,) = response.resources
+    return {entry[0]: entry[1] for entry in resource[4]}
+
+
+@pytest.mark.kafka
+async def test_ensure_sizes_records_for_the_body_limit_and_sets_min_insync(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """New topics take records of 2 x max_body_bytes + 64 KiB and need min(2, RF) in-sync
+    replicas (1 on the one-broker test cluster)."""
+    cfg = KafkaConfig(bootstrap_servers=kafka_bootstrap, topic_prefix=topic_prefix)
+    await ensure_topics(cfg, names=[f"{topic_prefix}.orders"], max_body_bytes=3 * 1024 * 1024)
+    settings = await topic_config(kafka_bootstrap, f"{topic_prefix}.orders")
+    expected = {"max.message.bytes": str(6 * 1024 * 1024 + 64 * 1024), "min.insync.replicas": "1"}
+    assert expected == {k: settings[k] for k in expected}
+
+
+def test_min_insync_defaults_to_two_when_replicated() -> None:
+    """min.insync.replicas: min(2, replication factor) unless configured."""
+    assert (1, 2, 2, 3) == (
+        KafkaConfig(replication_factor=1).min_isr,
+        KafkaConfig(replication_factor=2).min_isr,
+        KafkaConfig(replication_factor=3).min_isr,
+        KafkaConfig(replication_factor=3, min_insync_replicas=3).min_isr,
+    )

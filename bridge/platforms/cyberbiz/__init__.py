@@ -29,6 +29,14 @@ class CyberbizPlatform:
     def verify(self, delivery: Delivery, now: float) -> None:
         webhooks.verify(delivery, now)
 
+    def verify_headers(self, delivery: Delivery, now: float) -> None:
+        webhooks.verify_headers(delivery, now)
+
+    def check_replay(
+        self, delivery: Delivery, event: str, payload: Any, now: float, max_age: float
+    ) -> None:
+        webhooks.check_replay(delivery, event, payload, now, max_age)
+
     def event_name(self, delivery: Delivery) -> str:
         return webhooks.event_name(delivery)
 

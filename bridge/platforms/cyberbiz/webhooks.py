@@ -12,9 +12,12 @@ import binascii
 import hashlib
 import hmac
 import re
+from typing import Any
 
 from bridge.errors import UnknownEvent, VerificationFailed
+from bridge.platforms._common import timestamp
 from bridge.platforms.base import Delivery
+from bridge.times import TAIPEI
 
 NAME = "cyberbiz"
 
@@ -66,14 +69,20 @@ def _signature_bytes(given: str) -> bytes | None:
     return None
 
 
-def verify(delivery: Delivery, now: float) -> None:
-    """The HMAC-SHA256 of the raw body under one of the shop's secrets (several in a rotation)."""
+def verify_headers(delivery: Delivery, now: float) -> bytes:
+    """Ingress hook (bridge/ingress/hooks.py): a well-formed signature header is present."""
     given = delivery.headers.get(SIGNATURE_HEADER)
     if not given:
         raise VerificationFailed("missing X-Cyberbiz-Hmac-Sha256 header")
     digest = _signature_bytes(given)
     if digest is None:
         raise VerificationFailed("X-Cyberbiz-Hmac-Sha256 is neither hex nor base64 HMAC-SHA256")
+    return digest
+
+
+def verify(delivery: Delivery, now: float) -> None:
+    """The HMAC-SHA256 of the raw body under one of the shop's secrets (several in a rotation)."""
+    digest = verify_headers(delivery, now)
     matched = False
     for secret in delivery.shop.webhook_secrets:  # several during a secret rotation
         expected = hmac.new(secret.encode(), delivery.body, hashlib.sha256).digest()
@@ -91,3 +100,32 @@ def event_name(delivery: Delivery) -> str:
     if match is None or match[1] not in RESOURCES:
         raise UnknownEvent(f"not a Cyberbiz event: {given[:60]!r}")
     return f"{match[1]}/{match[2]}"
+
+
+def check_replay(delivery: Delivery, event: str, payload: Any, now: float, max_age: float) -> None:
+    """Ingress hook (bridge/ingress/hooks.py): the event name is outside the HMAC, so a captured
+    body replayed under another name or long after must be refused."""
+    resource = event.partition("/")[0]
+    entity = RESOURCES.get(resource)
+    body = payload if isinstance(payload, dict) else {}
+    own = _SHAPE.get(entity or "", frozenset())
+    foreign = frozenset().union(*(v for k, v in _EXCLUSIVE.items() if k != entity))
+    if (own and not own & body.keys()) or foreign & body.keys():
+        raise VerificationFailed(f"a {resource} event with a body of another kind")
+    updated = timestamp(body.get("updated_at"), "updated_at", TAIPEI)
+    if max_age > 0 and updated is not None and now - updated.timestamp() > max_age:
+        raise VerificationFailed("updated_at is older than ingress.max_event_age")
+
+
+# Keys that show what a body is (check_replay): one of its own must be there ...
+_SHAPE: dict[str, frozenset[str]] = {
+    "order": frozenset({"line_items", "order_number"}),
+    "variant": frozenset({"product_id", "inventory_quantity"}),
+    "product": frozenset({"product_variants", "variants", "title"}),
+}
+# ... and none only another kind carries.
+_EXCLUSIVE: dict[str, frozenset[str]] = {
+    "order": frozenset({"line_items", "order_number"}),
+    "variant": frozenset({"inventory_quantity"}),
+    "product": frozenset({"product_variants"}),
+}

@@ -28,6 +28,9 @@ class StandardPlatform:
     def verify(self, delivery: Delivery, now: float) -> None:
         webhooks.verify(delivery, now)
 
+    def verify_headers(self, delivery: Delivery, now: float) -> None:
+        webhooks.verify_headers(delivery, now)
+
     def event_name(self, delivery: Delivery) -> str:
         """The body's ``type``; the URL's event when the body has none."""
         return webhooks.event_name(delivery)

@@ -72,8 +72,26 @@ def _signatures(header: str) -> list[bytes]:
     return found
 
 
+def verify_headers(delivery: Delivery, now: float) -> None:
+    """Ingress hook (bridge/ingress/hooks.py): id, fresh timestamp and a v1 signature."""
+    signed_headers(delivery, now)
+
+
 def verify(delivery: Delivery, now: float) -> None:
     """A ``v1`` signature of ``{id}.{timestamp}.{body}`` under a shop secret, timestamp fresh."""
+    msg_id, sent, given = signed_headers(delivery, now)
+    content = f"{msg_id}.{sent}.".encode() + delivery.body
+    matched = False
+    for secret in delivery.shop.webhook_secrets:
+        expected = hmac.new(secret_bytes(secret), content, hashlib.sha256).digest()
+        for signature in given:
+            matched |= hmac.compare_digest(expected, signature)
+    if not matched:
+        raise VerificationFailed("no webhook-signature matches")
+
+
+def signed_headers(delivery: Delivery, now: float) -> tuple[str, int, list[bytes]]:
+    """The id, timestamp and signatures of the headers, each well formed and fresh."""
     msg_id = header(delivery, ID_HEADERS)
     if not msg_id:
         raise VerificationFailed("missing webhook-id header")
@@ -90,14 +108,7 @@ def verify(delivery: Delivery, now: float) -> None:
     given = _signatures(header(delivery, SIGNATURE_HEADERS) or "")
     if not given:
         raise VerificationFailed("no v1 signature in webhook-signature")
-    content = f"{msg_id}.{sent}.".encode() + delivery.body
-    matched = False
-    for secret in delivery.shop.webhook_secrets:
-        expected = hmac.new(secret_bytes(secret), content, hashlib.sha256).digest()
-        for signature in given:
-            matched |= hmac.compare_digest(expected, signature)
-    if not matched:
-        raise VerificationFailed("no webhook-signature matches")
+    return msg_id, sent, given
 
 
 def event_name(delivery: Delivery) -> str:
