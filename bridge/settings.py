@@ -52,7 +52,7 @@ class IngressConfig:
     max_concurrent_bodies: int = 1024  # bodies being received at once (503 beyond)
     max_buffered_bytes: int = 64 * 1024 * 1024  # bytes of bodies held at once (503 beyond)
     body_timeout: float = 30.0  # seconds a body may take to arrive (408 beyond)
-    max_event_age: float = 86_400.0  # Cyberbiz: reject bodies whose updated_at is older (0: off)
+    max_event_age: float = 86_400.0  # replay bound on bodies with updated_at (0: off)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Read request bodies without letting unauthenticated senders hold unbounded memory.
 
-Bodies are read before a signature can be checked (Cyberbiz signs the body), so what they may
+Bodies are read before a signature can be checked (an HMAC covers the body), so what they may
 hold is bounded three ways: each body by ``max_body_bytes`` (413), all bodies being read at once
 by ``max_concurrent_bodies`` and by ``max_buffered_bytes`` of buffered data (503 + Retry-After:
 the platform retries), and the time a body may take by ``body_timeout`` (408).

@@ -5,7 +5,7 @@
   the body is read, so unauthenticated senders are turned away before they cost memory.
 - ``check_replay(delivery, event, payload, now, max_age)``: raise VerificationFailed for a
   verified body that looks replayed — where the platform's signature does not cover everything
-  that decides what a delivery means (Cyberbiz leaves the event name outside its HMAC).
+  that decides what a delivery means (e.g. an event name sent outside the HMAC).
 
 A platform without them is checked by ``verify`` and ``normalise`` alone.
 """

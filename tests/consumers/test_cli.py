@@ -112,7 +112,7 @@ async def test_sigterm_under_load_loses_no_command(
                     proc.kill()
                     await proc.wait()
         assert 0 == code, log_path.read_bytes()[-2000:]
-        assert {"ready": True, "app": "commands", "group": group} == ready
+        assert {"ready": True, "checks": {"app": "commands", "group": group}} == ready
         labels = f'group="{group}",topic="{kafka_topics.commands}"'
         assert f"bridge_consumer_records_total{{{labels}}}" in metrics
         assert f'bridge_consumer_lag{{group="{group}",partition="' in metrics

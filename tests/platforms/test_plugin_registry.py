@@ -29,7 +29,7 @@ from bridge.outbox.store import Status, open_store
 from bridge.relay import Relay
 from bridge.serve import running_server
 from bridge.targets import StockTarget, TargetCodec, TargetField
-from tests.ingress.test_kafka import read_topic, wait_ready
+from tests.ingress.test_kafka import read_topic, serve_ingress
 from tests.platforms import acme
 from tests.relay.support import add, all_in, eventually
 from tests.support import make_config
@@ -100,13 +100,11 @@ async def test_acme_webhook_goes_through_the_real_ingress_to_kafka(
     config = acme_config(topic_prefix, kafka_bootstrap, "http://127.0.0.1:1", tmp_path / "o.db")
     body = orjson.dumps({"bin": "B-7", "level": 12, "at": "2026-12-01T10:00:00Z"})
     suffix, headers = sign_request(config.shops["acme-1"], body, "stock.changed", time.time())
-    async with running_server(create_app(config)) as base:
-        await wait_ready(base)
-        async with httpx.AsyncClient(timeout=30) as http:
-            response = await http.post(f"{base}/webhooks/acme-1{suffix}", content=body, headers=headers)  # fmt: skip
-            forged = await http.post(
-                f"{base}/webhooks/acme-1", content=body, headers={**headers, "X-Acme-Token": "no"}
-            )
+    async with serve_ingress(create_app(config)) as base, httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(f"{base}/webhooks/acme-1{suffix}", content=body, headers=headers)  # fmt: skip
+        forged = await http.post(
+            f"{base}/webhooks/acme-1", content=body, headers={**headers, "X-Acme-Token": "no"}
+        )
     (record,) = await read_topic(config, kafka_topics.variants, 1)
     value = orjson.loads(record.value)
     ce_source = dict(record.headers)["ce_source"].decode()
