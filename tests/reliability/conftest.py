@@ -101,7 +101,8 @@ class Stack:
     def ingress(self, name: str = "ingress", port: int | None = None) -> tuple[Proc, str]:
         port = port or free_port()
         args = ["ingress", "--config", str(self.config_path), "--host", "127.0.0.1"]
-        return self.proc(name, *args, "--port", str(port)), f"http://127.0.0.1:{port}"
+        ops = ["--ops-port", str(free_port())]
+        return self.proc(name, *args, "--port", str(port), *ops), f"http://127.0.0.1:{port}"
 
     def consumer(self, app: str = "commands") -> Proc:
         return self.proc(f"consume-{app}", "consume", app, "--config", str(self.config_path))
