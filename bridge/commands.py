@@ -58,6 +58,7 @@ def to_write(command: SetStock) -> NewWrite:
         target=target_key(target),
         payload=payload,
         idempotency_key=command.idempotency_key,
+        supersedes=True,  # only the latest stock level of a target matters
     )
 
 

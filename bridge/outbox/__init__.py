@@ -6,23 +6,31 @@ Invariants: docs/outbox.md. Implementations: ``sqlite`` (embedded default), ``po
 from bridge.outbox.store import (
     SET_STOCK,
     AddResult,
+    InvalidWrite,
     NewWrite,
+    OperatorStore,
     OutboxError,
     OutboxRow,
     OutboxStore,
     OutboxTx,
+    RelayStore,
     Status,
     open_store,
+    validate_key,
 )
 
 __all__ = [
     "SET_STOCK",
     "AddResult",
+    "InvalidWrite",
     "NewWrite",
+    "OperatorStore",
     "OutboxError",
     "OutboxRow",
     "OutboxStore",
     "OutboxTx",
+    "RelayStore",
     "Status",
     "open_store",
+    "validate_key",
 ]

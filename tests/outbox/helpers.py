@@ -16,8 +16,12 @@ def write(
     shop: str = "shop-a",
     kind: str = "set_stock",
     payload: dict[str, Any] | None = None,
+    supersedes: bool | None = None,
+    priority: int = 0,
 ) -> NewWrite:
-    return NewWrite(shop, kind, target, payload or {"quantity": 1}, key)
+    """A write; set_stock supersedes unless told otherwise (as the commands consumer does)."""
+    superseding = kind == "set_stock" if supersedes is None else supersedes
+    return NewWrite(shop, kind, target, payload or {"quantity": 1}, key, superseding, priority)
 
 
 async def add(store: OutboxStore, *writes: NewWrite, now: float = T0) -> list[AddResult]:

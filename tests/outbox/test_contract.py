@@ -29,9 +29,9 @@ async def test_add_inserts_a_pending_row_due_now(store: OutboxStore) -> None:
 
 
 async def test_duplicate_key_changes_nothing(store: OutboxStore) -> None:
-    """A known idempotency key is reported as a duplicate of the existing row, not inserted."""
+    """A known (shop, idempotency key) with the same content is a duplicate, not inserted."""
     (first,) = await add(store, write("variant:1", "same-key", payload={"quantity": 1}))
-    (again,) = await add(store, write("variant:2", "same-key", payload={"quantity": 2}), now=T0 + 5)
+    (again,) = await add(store, write("variant:1", "same-key", payload={"quantity": 1}), now=T0 + 5)
     assert AddResult(id=first.id, duplicate=True) == again
     rows = await store.list_rows()
     assert [(first.id, "variant:1", Status.PENDING)] == [(r.id, r.target, r.status) for r in rows]
@@ -48,7 +48,7 @@ async def test_set_stock_supersedes_pending_row_of_same_target(store: OutboxStor
 
 
 async def test_supersede_leaves_other_targets_shops_and_kinds_alone(store: OutboxStore) -> None:
-    """Only set_stock rows of the same shop and target are superseded."""
+    """Only superseding rows of the same shop, target and kind are superseded."""
     results = await add(
         store,
         write("variant:5", "k1"),

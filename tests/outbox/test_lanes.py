@@ -97,3 +97,30 @@ async def test_reserve_zero_is_empty_and_bad_rates_are_refused(store: OutboxStor
     with pytest.raises(ValueError, match="burst"):
         await store.reserve("shop-a", 5.0, 0, 1, T0)
     assert [T0] == await store.reserve("shop-a", 5.0, 1, 1, T0)
+
+
+async def test_defer_is_capped_at_max_defer_past_now(store: OutboxStore) -> None:
+    """A Retry-After of a day holds sends for at most max_defer (default one hour) past now."""
+    assert T0 + 3600 == await store.defer("shop-a", T0 + 86400, now=T0)
+    assert [T0 + 3600] == await store.reserve("shop-a", 1.0, 1, 1, T0)
+    assert T0 + 10 == await store.defer("shop-b", T0 + 600, now=T0, max_defer=10.0)
+    assert [T0 + 10] == await store.reserve("shop-b", 1.0, 1, 1, T0)
+
+
+async def test_defer_pulls_back_a_deadline_beyond_the_cap(store: OutboxStore) -> None:
+    """A deadline already further out than now + max_defer is brought back to the cap."""
+    await store.defer("shop-a", T0 + 3000, now=T0)
+    assert T0 + 100 + 60 == await store.defer("shop-a", T0 + 5, now=T0 + 100, max_defer=60.0)
+
+
+async def test_reserve_hands_out_nothing_past_the_horizon(store: OutboxStore) -> None:
+    """Slots later than the horizon are not returned and not taken from the bucket."""
+    assert [T0, T0 + 1, T0 + 2] == await store.reserve("shop-a", 1.0, 1, 5, T0, horizon=T0 + 2)
+    assert [T0 + 3] == await store.reserve("shop-a", 1.0, 1, 1, T0)
+
+
+async def test_reserve_during_a_deferral_past_the_horizon_is_empty(store: OutboxStore) -> None:
+    """A deferral beyond the lease horizon yields no slot and leaves the bucket untouched."""
+    await store.defer("shop-a", T0 + 60, now=T0)
+    assert [] == await store.reserve("shop-a", 1.0, 1, 300, T0, horizon=T0 + 30)
+    assert [T0 + 60, T0 + 61] == await store.reserve("shop-a", 1.0, 1, 2, T0)

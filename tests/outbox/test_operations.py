@@ -168,3 +168,34 @@ async def test_migrate_is_idempotent(store: OutboxStore, open_other: OpenStore) 
     await other.migrate()
     await store.migrate()
     assert [kept.id] == [r.id for r in await other.list_rows()]
+
+
+async def test_retry_ends_the_shops_deferral(store: OutboxStore) -> None:
+    """An operator's retry lets the shop send at once, however long its Retry-After was."""
+    (dead,) = await make_dead(store, ("k1", "variant:1"))
+    await store.defer("shop-a", T0 + 3000, now=T0)
+    await store.defer("shop-b", T0 + 3000, now=T0)
+    assert True is await store.retry(dead, T0 + 10)
+    assert [T0 + 10] == await store.reserve("shop-a", 1.0, 1, 1, T0 + 10)
+    assert [T0 + 3000] == await store.reserve("shop-b", 1.0, 1, 1, T0 + 10)
+
+
+async def test_retry_all_dead_ends_the_deferral_of_every_revived_shop(store: OutboxStore) -> None:
+    """retry_all_dead ends the deferrals of the shops whose rows it put back to pending."""
+    await make_dead(store, ("a1", "variant:1"), shop="shop-a")
+    await make_dead(store, ("b1", "variant:1"), shop="shop-b")
+    for shop in ("shop-a", "shop-b", "shop-c"):
+        await store.defer(shop, T0 + 3000, now=T0)
+    assert 2 == await store.retry_all_dead(T0 + 10)
+    slots = [
+        (await store.reserve(s, 1.0, 1, 1, T0 + 10))[0] for s in ("shop-a", "shop-b", "shop-c")
+    ]
+    assert [T0 + 10, T0 + 10, T0 + 3000] == slots
+
+
+async def test_a_refused_retry_keeps_the_deferral(store: OutboxStore) -> None:
+    """A retry that changes nothing (the row is not dead) does not end the shop's deferral."""
+    (pending,) = await add(store, write("variant:1", "k1"))
+    await store.defer("shop-a", T0 + 3000, now=T0)
+    assert False is await store.retry(pending.id, T0 + 10)
+    assert [T0 + 3000] == await store.reserve("shop-a", 1.0, 1, 1, T0 + 10)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from bridge.outbox import OutboxError, open_store
+from bridge.outbox.bucket import gcra_slots
+from bridge.outbox.migrations import load_migrations, split_sql
 from bridge.outbox.sqlite import sqlite_path
-from bridge.outbox.store import gcra_slots, load_migrations, split_sql
 from tests.outbox.helpers import T0, write
 
 
@@ -20,6 +21,11 @@ def test_gcra_without_burst_spaces_by_interval() -> None:
 def test_gcra_not_before_wins() -> None:
     """A deferral pushes every slot to at least not_before."""
     assert ([T0 + 9, T0 + 10], T0 + 11) == gcra_slots(0.0, T0 + 9, 1.0, 1, 2, T0)
+
+
+def test_gcra_horizon_stops_handing_out_slots() -> None:
+    """Slots past the horizon are not returned and do not advance tat."""
+    assert ([T0, T0 + 1], T0 + 2) == gcra_slots(0.0, 0.0, 1.0, 1, 5, T0, horizon=T0 + 1.5)
 
 
 def test_split_sql_keeps_semicolons_in_strings_and_comments() -> None:
@@ -35,7 +41,7 @@ def test_both_dialects_have_the_same_migration_versions() -> None:
     """Every migration exists for SQLite and for PostgreSQL, numbered without gaps."""
     sqlite = [(m.version, m.name) for m in load_migrations("sqlite")]
     assert sqlite == [(m.version, m.name) for m in load_migrations("postgres")]
-    assert (1, "0001_init.sql") == sqlite[0]
+    assert [(1, "0001_init.sql"), (2, "0002_shop_keys_superseding_priority.sql")] == sqlite
 
 
 @pytest.mark.parametrize(
