@@ -24,6 +24,8 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_OUTBOX_DSN = "sqlite:///var/bridge/outbox.db"
 
 PrivacyMode = Literal["encrypt", "redact", "passthrough"]
+StockSource = Literal["levels", "orders"]
+STOCK_SOURCES = ("levels", "orders")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ class ShopConfig:
     burst: int = 1
     max_request_bytes: int = DEFAULT_MAX_BODY
     allowed_ips: tuple[str, ...] = ()
+    stock_source: StockSource = "levels"  # what moves inventory-sync pools: level or order events
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,14 @@ class SyncMember:
     variant: str | None = None
     product: str | None = None
     cyberbiz_group: str | None = None
+    buffer: int = 0  # units held back: the member is set to max(0, pool - buffer)
+    variants: tuple[str, ...] = ()  # a Cyberbiz group's variant ids (else read from the API)
+
+
+@dataclass(frozen=True, slots=True)
+class InventorySyncConfig:
+    reconcile_interval: float = 600.0  # seconds between reconcile passes; 0 = off
+    echo_timeout: float = 300.0  # an un-echoed write older than this is taken as lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +120,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     shops: Mapping[str, ShopConfig] = field(default_factory=dict)
     sync_groups: tuple[SyncGroup, ...] = ()
+    inventory_sync: InventorySyncConfig = field(default_factory=InventorySyncConfig)
     source: str = "<defaults>"
 
     def shop(self, shop_id: str) -> ShopConfig | None:
@@ -229,8 +241,11 @@ class _Reader:
 
     def config(self, raw: dict[str, Any], source: str) -> Config:
         self.no_extra(
-            raw, "", {"kafka", "ingress", "outbox", "relay", "privacy", "shops", "sync_groups"}
-        )
+            raw,
+            "",
+            {"kafka", "ingress", "outbox", "relay", "privacy", "shops", "sync_groups",
+             "inventory_sync"},
+        )  # fmt: skip
         shops = self.shops(raw.get("shops", []))
         return Config(
             kafka=self.kafka(self.table(raw.get("kafka"), "kafka")),
@@ -240,6 +255,9 @@ class _Reader:
             privacy=self.privacy(self.table(raw.get("privacy"), "privacy")),
             shops=shops,
             sync_groups=self.sync_groups(raw.get("sync_groups", []), shops),
+            inventory_sync=self.inventory_sync(
+                self.table(raw.get("inventory_sync"), "inventory_sync")
+            ),
             source=source,
         )
 
@@ -325,6 +343,14 @@ class _Reader:
             poll_interval=self.number(raw, k, "poll_interval", 0.2, minimum=0.01),
         )
 
+    def inventory_sync(self, raw: dict[str, Any]) -> InventorySyncConfig:
+        k = "inventory_sync"
+        self.no_extra(raw, k, {"reconcile_interval", "echo_timeout"})
+        return InventorySyncConfig(
+            reconcile_interval=self.number(raw, k, "reconcile_interval", 600.0, minimum=0.0),
+            echo_timeout=self.number(raw, k, "echo_timeout", 300.0, minimum=1.0),
+        )
+
     def privacy(self, raw: dict[str, Any]) -> PrivacyConfig:
         k = "privacy"
         self.no_extra(raw, k, {"mode", "key", "old_keys"})
@@ -382,6 +408,7 @@ class _Reader:
                 {
                     "id", "platform", "api_base", "api_token", "client_id", "client_secret",
                     "webhook_secrets", "rate_limit", "burst", "max_request_bytes", "allowed_ips",
+                    "stock_source",
                 },
             )  # fmt: skip
             shop_id = self.string(item, k, "id", None)
@@ -419,8 +446,17 @@ class _Reader:
                     item, k, "max_request_bytes", DEFAULT_MAX_BODY, minimum=1
                 ),
                 allowed_ips=self.strings(item, k, "allowed_ips"),
+                stock_source=self.stock_source(item, k),
             )
         return shops
+
+    def stock_source(self, raw: Mapping[str, Any], key: str) -> StockSource:
+        value = raw.get("stock_source", "levels")
+        if value == "orders":
+            return "orders"
+        if value != "levels":
+            raise ConfigError(f"{key}.stock_source", f"must be one of {', '.join(STOCK_SOURCES)}")
+        return "levels"
 
     def sync_groups(self, raw: Any, shops: Mapping[str, ShopConfig]) -> tuple[SyncGroup, ...]:
         if not isinstance(raw, list):
@@ -439,31 +475,51 @@ class _Reader:
             members_raw = item.get("members")
             if not isinstance(members_raw, list) or len(members_raw) < 2:
                 raise ConfigError(f"{k}.members", "needs at least two members")
-            members = []
-            for j, m in enumerate(members_raw):
-                mk = f"{k}.members[{j}]"
-                m = self.table(m, mk)
-                self.no_extra(m, mk, {"shop", "variant", "product", "cyberbiz_group"})
-                shop = self.string(m, mk, "shop", None)
-                if shop not in shops:
-                    raise ConfigError(f"{mk}.shop", f"unknown shop {shop!r}")
-                values = {f: m.get(f) for f in ("variant", "product", "cyberbiz_group")}
-                for f, v in values.items():
-                    if v is not None and not isinstance(v, str | int):
-                        raise ConfigError(f"{mk}.{f}", "must be a string id")
-                variant = None if values["variant"] is None else str(values["variant"])
-                group = None if values["cyberbiz_group"] is None else str(values["cyberbiz_group"])
-                if (variant is None) == (group is None):
-                    raise ConfigError(mk, "needs exactly one of 'variant' or 'cyberbiz_group'")
-                if group is not None and shops[shop].platform != "cyberbiz":
-                    raise ConfigError(
-                        f"{mk}.cyberbiz_group", "only Cyberbiz shops have sync groups"
-                    )
-                target = (shop, variant or f"group:{group}")
-                if target in claimed:
-                    raise ConfigError(mk, f"already a member of sync group {claimed[target]!r}")
-                claimed[target] = group_id
-                product = None if values["product"] is None else str(values["product"])
-                members.append(SyncMember(shop, variant, product, group))
+            members = [
+                self.sync_member(m, f"{k}.members[{j}]", shops, claimed, group_id)
+                for j, m in enumerate(members_raw)
+            ]
             groups.append(SyncGroup(group_id, tuple(members)))
         return tuple(groups)
+
+    def sync_member(
+        self,
+        raw: Any,
+        mk: str,
+        shops: Mapping[str, ShopConfig],
+        claimed: dict[tuple[str, str], str],
+        group_id: str,
+    ) -> SyncMember:
+        m = self.table(raw, mk)
+        self.no_extra(m, mk, {"shop", "variant", "product", "cyberbiz_group", "buffer", "variants"})
+        shop = self.string(m, mk, "shop", None)
+        if shop not in shops:
+            raise ConfigError(f"{mk}.shop", f"unknown shop {shop!r} (known: {', '.join(shops)})")
+        values = {f: m.get(f) for f in ("variant", "product", "cyberbiz_group")}
+        for f, v in values.items():
+            if v is not None and not isinstance(v, str | int):
+                raise ConfigError(f"{mk}.{f}", "must be a string id")
+        variant = None if values["variant"] is None else str(values["variant"])
+        group = None if values["cyberbiz_group"] is None else str(values["cyberbiz_group"])
+        if (variant is None) == (group is None):
+            raise ConfigError(mk, "needs exactly one of 'variant' or 'cyberbiz_group'")
+        if group is not None and shops[shop].platform != "cyberbiz":
+            raise ConfigError(f"{mk}.cyberbiz_group", "only Cyberbiz shops have sync groups")
+        variants_raw = m.get("variants", [])
+        if not isinstance(variants_raw, list) or not all(
+            isinstance(v, str | int) and not isinstance(v, bool) and str(v) for v in variants_raw
+        ):
+            raise ConfigError(f"{mk}.variants", "must be a list of variant ids")
+        variants = tuple(str(v) for v in variants_raw)
+        if variants and group is None:
+            raise ConfigError(f"{mk}.variants", "is only for a 'cyberbiz_group' member")
+        targets = [(shop, f"variant:{variant}" if variant else f"group:{group}")]
+        targets += [(shop, f"variant:{v}") for v in variants]
+        for target in targets:
+            if target in claimed:
+                where = mk if target == targets[0] else f"{mk}.variants"
+                raise ConfigError(where, f"already a member of sync group {claimed[target]!r}")
+            claimed[target] = group_id
+        product = None if values["product"] is None else str(values["product"])
+        buffer = self.integer(m, mk, "buffer", 0, minimum=0)
+        return SyncMember(shop, variant, product, group, buffer, variants)
