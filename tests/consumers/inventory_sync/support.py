@@ -113,26 +113,28 @@ class Feed:
     def level(
         self, shop: str, variant: str, quantity: int | None, previous: int | None = None
     ) -> Record:
-        value = {
+        kind = "commerce.variant.updated"
+        value: dict[str, Any] = {
             "shop": shop,
-            "type": "commerce.variant.updated",
+            "type": kind,
             "variant_id": variant,
             "product_id": None,
             "inventory_quantity": quantity,
             "previous_quantity": previous,
         }
-        return self._record(self.topics.variants, f"{shop}:{variant}", value, value["type"])
+        return self._record(self.topics.variants, f"{shop}:{variant}", value, kind)
 
     def order(
         self, shop: str, order_id: str, action: str, lines: Sequence[tuple[str, int]]
     ) -> Record:
-        value = {
+        kind = f"commerce.order.{action}"
+        value: dict[str, Any] = {
             "shop": shop,
-            "type": f"commerce.order.{action}",
+            "type": kind,
             "order_id": order_id,
             "line_items": [{"variant_id": v, "quantity": q} for v, q in lines],
         }
-        return self._record(self.topics.orders, f"{shop}:{order_id}", value, value["type"])
+        return self._record(self.topics.orders, f"{shop}:{order_id}", value, kind)
 
 
 class Harness:
