@@ -6,6 +6,7 @@ may publish one to ``commerce.commands``; the inventory-sync consumer creates th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,9 @@ from bridge.platforms.base import StockTarget
 KINDS = (SET_STOCK,)
 MAX_QUANTITY = 2**31 - 1
 _MAX_ID = 200
+# Sent as the Idempotency-Key header and stored in a text column: no control character (a NUL
+# fails a PostgreSQL statement), nothing outside ASCII.
+_KEY = re.compile(f"[ -~]{{1,{_MAX_ID}}}")
 
 
 class InvalidCommand(BridgeError):
@@ -126,8 +130,8 @@ def parse_command(raw: bytes, shops: Collection[str]) -> SetStock:
     if not 0 <= quantity <= MAX_QUANTITY:
         raise InvalidCommand(f"payload.quantity must be between 0 and {MAX_QUANTITY}")
     key = data.get("idempotency_key")
-    if not isinstance(key, str) or not 1 <= len(key) <= _MAX_ID:
-        raise InvalidCommand("idempotency_key must be a string of 1 to 200 characters")
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise InvalidCommand(f"idempotency_key must be 1 to {_MAX_ID} printable ASCII characters")
     if command_id is None or shop is None:  # pragma: no cover - required=True raised already
         raise InvalidCommand("id and shop are required")
     return SetStock(command_id, shop, StockTarget(variant, product, group), quantity, key)

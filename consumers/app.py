@@ -7,7 +7,7 @@ database transaction committed. An app only decides what a batch of records mean
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,3 +59,12 @@ class ConsumerApp(Protocol):
 
     async def stop(self) -> None:
         """Release what ``start`` took."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppSpec:
+    """How an app module offers its app to ``consumers.registry`` (module attribute ``SPEC``)."""
+
+    name: str  # the NAME of ``consume NAME``, equal to the app's ``name``
+    summary: str  # one line for ``commerce-bridge consume --help``
+    create: Callable[[], ConsumerApp]  # configuration comes later, in ``start(ctx)``

@@ -1,54 +1,82 @@
-"""``commerce-bridge consume GROUP``: run one consumer-group application until SIGTERM."""
+"""``commerce-bridge consume NAME``: run one registered consumer app until SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
-from bridge.config import load_config
+from bridge.config import Config, load_config
+from bridge.errors import ConfigError
 from bridge.log import get_logger
 from bridge.ops import ops_app
 from bridge.serve import run, running_server, stop_on_signals
-from consumers import commands
-from consumers.runtime import ConsumerMetrics
+from consumers import registry
+from consumers.app import AppSpec
+from consumers.metrics import ConsumerMetrics
+from consumers.runtime import Runtime, RuntimeOptions
 
 log = get_logger(__name__)
+DEFAULTS = RuntimeOptions()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("consume", help="run a consumer group")
-    groups = p.add_subparsers(dest="group", metavar="GROUP", required=True)
-    c = groups.add_parser("commands", help="commerce.commands → outbox (group bridge-commands)")
-    c.add_argument("--config", help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)")
-    c.add_argument(
-        "--metrics-port",
-        type=int,
-        default=0,
-        help="serve /healthz, /readyz, /metrics on this port (0: don't)",
+    p = sub.add_parser(
+        "consume",
+        help="run a consumer-group app",
+        description="Run one consumer-group app: it reads its topics and commits its decisions "
+        "to the outbox, then the Kafka offset. SIGTERM finishes the batch in hand, commits it, "
+        "leaves the group and exits 0.",
     )
-    c.add_argument("--metrics-host", default="0.0.0.0", help="bind address for --metrics-port")  # noqa: S104 - probes come from the kubelet
-    c.set_defaults(func=_commands)
+    apps = p.add_subparsers(dest="app", metavar="NAME", required=True, title="apps")
+    for spec in registry.specs():
+        c = apps.add_parser(spec.name, help=spec.summary, description=spec.summary)
+        c.add_argument("--config", help="bridge.toml (default: $BRIDGE_CONFIG or ./bridge.toml)")
+        c.add_argument(
+            "--metrics-port",
+            type=int,
+            default=0,
+            help="serve /healthz, /readyz, /metrics on this port (0: don't)",
+        )
+        c.add_argument("--metrics-host", default="0.0.0.0", help="bind address for --metrics-port")  # noqa: S104 - probes come from the kubelet
+        c.add_argument(
+            "--poison-after",
+            type=int,
+            default=DEFAULTS.poison_after,
+            metavar="N",
+            help="after N failures in a row of one batch, handle it record by record and "
+            f"dead-letter the records that fail alone (default {DEFAULTS.poison_after})",
+        )
+        c.set_defaults(func=_runner(spec))
 
 
-def _commands(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+def _runner(spec: AppSpec) -> Callable[[argparse.Namespace], int]:
+    def run_app(args: argparse.Namespace) -> int:
+        if args.poison_after < 1:
+            raise ConfigError("--poison-after", "must be at least 1")
+        config = load_config(args.config)
+        options = RuntimeOptions(poison_after=args.poison_after)
+        run(_main(spec, config, options, args.metrics_host, args.metrics_port))
+        return 0
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        registry = CollectorRegistry()
-        metrics = ConsumerMetrics.create(registry)
-        with stop_on_signals(stop):
-            async with contextlib.AsyncExitStack() as stack:
-                if args.metrics_port:
-                    app = ops_app(registry, lambda: (metrics.joined, {"group": commands.GROUP}))
-                    url = await stack.enter_async_context(
-                        running_server(app, host=args.metrics_host, port=args.metrics_port)
-                    )
-                    log.info("consumer_metrics_listening", url=url)
-                await commands.run(config, stop, metrics=metrics)
+    return run_app
 
-    run(main())
-    return 0
+
+async def _main(
+    spec: AppSpec, config: Config, options: RuntimeOptions, host: str, port: int
+) -> None:
+    stop = asyncio.Event()
+    prometheus = CollectorRegistry()
+    runtime = Runtime(
+        spec.create(), config, options=options, metrics=ConsumerMetrics.create(prometheus)
+    )
+    with stop_on_signals(stop):
+        async with contextlib.AsyncExitStack() as stack:
+            if port:
+                app = ops_app(prometheus, runtime.readiness)
+                url = await stack.enter_async_context(running_server(app, host=host, port=port))
+                log.info("consumer_metrics_listening", url=url, app=spec.name)
+            await runtime.run(stop)

@@ -1,123 +1,89 @@
 """``commerce-bridge consume commands``: group ``bridge-commands`` moves commands into the outbox.
 
-Valid commands become outbox rows (one DB transaction per partition batch, offset committed after
-it); invalid ones go to ``commerce.dlq`` with the reason. Replays are harmless: the outbox ignores
-a known idempotency key.
+Valid commands become outbox rows (in the runtime's transaction for the batch); invalid ones are
+dead-lettered (``invalid_command``) with the reason, and so is a command whose idempotency key the
+shop already used for different content (``idempotency_conflict``): nothing is dropped silently.
+Replays are harmless: the outbox answers a known key with the same content as a duplicate.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
-
-import orjson
-from aiokafka import TopicPartition
+from collections.abc import Callable, Collection, Sequence
 
 from bridge.commands import InvalidCommand, parse_command, to_write
-from bridge.config import Config
-from bridge.kafka.cloudevents import rfc3339
-from bridge.kafka.publisher import KafkaPublisher, Publisher
+from bridge.kafka.records import Record
 from bridge.kafka.topics import Topics
 from bridge.log import get_logger
-from bridge.outbox.store import OutboxStore, open_store
-from consumers.runtime import ConsumerMetrics, Records, consume
+from bridge.outbox.store import OutboxTx
+from consumers.app import AppContext, AppSpec, Outgoing
+from consumers.dead_letters import dead_letter
 
 GROUP = "bridge-commands"
 log = get_logger(__name__)
 
 
-def dead_letter(reason: str, record: Any, now: float) -> dict[str, Any]:
-    """A ``schemas/dlq.v1.json`` document (kind ``invalid_command``) for a command refused."""
-    try:
-        original: Any = orjson.loads(record.value or b"")
-    except orjson.JSONDecodeError:
-        original = (record.value or b"").decode("utf-8", "replace")
-    return {
-        "kind": "invalid_command",
-        "reason": reason,
-        "at": rfc3339(datetime.fromtimestamp(now, UTC)),
-        "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-        "shop": original.get("shop") if isinstance(original, dict) else None,
-        "outbox_id": None,
-        "idempotency_key": original.get("idempotency_key") if isinstance(original, dict) else None,
-        "original": original,
-    }
+class CommandsApp:
+    """``commerce.commands`` → outbox rows; refused commands → ``commerce.dlq``."""
 
+    name = "commands"
 
-class CommandsConsumer:
-    def __init__(
-        self,
-        config: Config,
-        store: OutboxStore,
-        publisher: Publisher,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.config = config
-        self.store = store
-        self.publisher = publisher
+    def __init__(self, group_id: str = GROUP, clock: Callable[[], float] = time.time) -> None:
+        self.group_id = group_id
         self.clock = clock
-        self.topics = Topics(config.kafka.topic_prefix)
+        self._shops: Collection[str] = ()
+        self._dlq = Topics().dlq
 
-    async def handle(self, tp: TopicPartition, records: Records) -> None:
+    def topics(self, topics: Topics) -> Sequence[str]:
+        return [topics.commands]
+
+    async def start(self, ctx: AppContext) -> None:
+        self._shops = frozenset(ctx.config.shops)
+        self._dlq = ctx.topics.dlq
+
+    async def stop(self) -> None:
+        return None
+
+    async def handle(self, tx: OutboxTx, records: Sequence[Record]) -> list[Outgoing]:
         now = self.clock()
-        rejected: list[tuple[Any, str]] = []
-        async with self.store.transaction() as tx:
-            for record in records:
-                try:
-                    command = parse_command(record.value or b"", self.config.shops.keys())
-                except InvalidCommand as exc:
-                    rejected.append((record, exc.reason))
-                    continue
-                result = await tx.add(to_write(command), now)
-                log.info(
-                    "command_queued",
-                    shop=command.shop,
-                    command_id=command.id,
-                    outbox_id=result.id,
-                    duplicate=result.duplicate,
-                    superseded=result.superseded,
-                    offset=record.offset,
+        refused: list[Outgoing] = []
+        for record in records:
+            bound = log.bind(partition=record.partition, offset=record.offset)
+            try:
+                command = parse_command(record.raw, self._shops)
+            except InvalidCommand as exc:
+                bound.warning("command_rejected", reason=exc.reason)
+                refused.append(self._refuse("invalid_command", exc.reason, record, now))
+                continue
+            result = await tx.add(to_write(command), now)
+            if getattr(result, "conflict", False):  # AddResult.conflict: same key, other content
+                reason = (
+                    f"idempotency key already used by shop {command.shop!r} for a different "
+                    f"command (outbox row {result.id})"
                 )
-        for record, reason in rejected:
-            log.warning(
-                "command_rejected", reason=reason, partition=tp.partition, offset=record.offset
+                bound.warning("command_conflict", shop=command.shop, outbox_id=result.id)
+                refused.append(self._refuse("idempotency_conflict", reason, record, now, result.id))
+                continue
+            bound.info(
+                "command_queued",
+                shop=command.shop,
+                command_id=command.id,
+                outbox_id=result.id,
+                duplicate=result.duplicate,
+                superseded=result.superseded,
             )
-            await self.publisher.publish(
-                self.topics.dlq,
-                record.key or b"",
-                orjson.dumps(dead_letter(reason, record, now)),
-                [("content-type", b"application/json")],
-                timeout=10.0,
-            )
+        return refused
 
-
-async def run(
-    config: Config,
-    stop: asyncio.Event,
-    started: asyncio.Event | None = None,
-    *,
-    group: str = GROUP,
-    metrics: ConsumerMetrics | None = None,
-) -> None:
-    store = await open_store(config.outbox.dsn)
-    publisher = KafkaPublisher(config.kafka, client_id=GROUP)
-    try:
-        await store.migrate()
-        if not await publisher.start_until(stop):
-            return  # stopped before Kafka was reachable
-        app = CommandsConsumer(config, store, publisher)
-        await consume(
-            config.kafka,
-            group,
-            [app.topics.commands],
-            app.handle,
-            stop,
-            started=started,
-            metrics=metrics,
+    def _refuse(
+        self, kind: str, reason: str, record: Record, now: float, outbox_id: int | None = None
+    ) -> Outgoing:
+        return dead_letter(
+            kind, reason, record, now, topic=self._dlq, app=self.name, outbox_id=outbox_id
         )
-    finally:
-        await publisher.stop()
-        await store.close()
+
+
+SPEC = AppSpec(
+    name=CommandsApp.name,
+    summary=f"commerce.commands → outbox rows; refused commands → commerce.dlq (group {GROUP})",
+    create=CommandsApp,
+)

@@ -42,7 +42,12 @@ INVALID = [
     (variant(payload={"quantity": 1.5}), "payload.quantity must be an integer"),
     (variant(payload={"quantity": True}), "payload.quantity must be an integer"),
     (variant(payload={"quantity": 1, "x": 2}), 'payload must be {"quantity": <integer>}'),
-    (variant(idempotency_key=""), "idempotency_key must be a string of 1 to 200 characters"),
+    (variant(idempotency_key=""), "idempotency_key must be 1 to 200 printable ASCII characters"),
+    (variant(idempotency_key="k\x00"), "idempotency_key must be 1 to 200 printable ASCII characters"),
+    (variant(idempotency_key="k\n1"), "idempotency_key must be 1 to 200 printable ASCII characters"),
+    (variant(idempotency_key="clé"), "idempotency_key must be 1 to 200 printable ASCII characters"),
+    (variant(idempotency_key="k" * 201), "idempotency_key must be 1 to 200 printable ASCII characters"),
+    (variant(idempotency_key=7), "idempotency_key must be 1 to 200 printable ASCII characters"),
     (variant(extra=1), "unknown field 'extra'"),
 ]  # fmt: skip
 
@@ -82,3 +87,11 @@ def test_non_objects_are_invalid(raw: bytes) -> None:
     """Bytes that are not a JSON object are refused, not crashed on."""
     with pytest.raises(InvalidCommand):
         parse_command(raw, SHOPS)
+
+
+def test_keys_of_200_printable_ascii_characters_are_valid() -> None:
+    """The longest valid idempotency key (200 printable ASCII characters, spaces included) passes."""
+    key = ("a b~" * 50)[:200]
+    command = parse_command(orjson.dumps(variant(idempotency_key=key)), SHOPS)
+    assert key == command.idempotency_key
+    assert [] == list(SCHEMA.iter_errors(variant(idempotency_key=key)))

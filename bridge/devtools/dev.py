@@ -40,7 +40,7 @@ from bridge.kafka.publisher import KafkaPublisher
 from bridge.kafka.topics import Topics, client_options, ensure_topics
 from bridge.outbox.store import OutboxStore, open_store
 from bridge.serve import free_port, run, running_server, stop_on_signals
-from consumers import commands
+from consumers import commands, runtime
 
 CB_PRODUCT, CB_VARIANT, BENTO_VARIANT = "1001", "5001", "753758"
 
@@ -341,7 +341,7 @@ async def _run_system(
         tail_ready = asyncio.Event()
         tasks.start("tail", tail(config, screen, progress, tail_ready))
         consumer_started = asyncio.Event()
-        tasks.start("commands", commands.run(config, stop, started=consumer_started))
+        tasks.start("commands", runtime.run(commands.CommandsApp(), config, stop, consumer_started))
         tasks.start("relay", _relay(config, stop))
         tasks.start("status", status_loop(store, sim_url, screen))
         await tasks.wait_for(tail_ready, consumer_started)

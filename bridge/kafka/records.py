@@ -16,6 +16,7 @@ class CloudEvent:
     type: str | None
     time: str | None
     specversion: str | None = None
+    subject: str | None = None  # ``ce_subject``: the entity id on the commerce.* entity topics
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -16,9 +16,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from jsonschema import Draft202012Validator
 
 from bridge.config import Config, OutboxConfig
+from bridge.kafka.consumer import decode_record
+from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import Topics
-from bridge.outbox.store import OutboxStore, Status, open_store
-from consumers import commands
+from bridge.outbox.store import AddResult, NewWrite, OutboxStore, Status, open_store
+from consumers import runtime
+from consumers.app import AppContext
+from consumers.commands import CommandsApp
 from tests.ingress.test_kafka import read_topic
 from tests.support import make_config
 
@@ -74,7 +78,7 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> 
 
 async def run_consumer(config: Config, group: str, done: Callable[[], Awaitable[bool]]) -> None:
     stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(commands.run(config, stop, started, group=group))
+    task = asyncio.create_task(runtime.run(CommandsApp(group), config, stop, started))
     try:
         await until(done)
     finally:
@@ -130,6 +134,10 @@ async def test_valid_commands_reach_the_outbox_invalid_ones_the_dlq(
     )
     for letter in letters:
         assert [] == [e.message for e in DLQ_SCHEMA.iter_errors(letter)]
+    records = await read_topic(config, f"{topic_prefix}.dlq", 2)
+    assert [(b"commerce.dead_letter.invalid_command", b"/bridge/consumers/commands")] * 2 == [
+        (dict(r.headers)["ce_type"], dict(r.headers)["ce_source"]) for r in records
+    ]
     assert 5 == sum((await committed(config, group)).values())
 
     # Offsets lost (a new group reads from the start): the outbox ignores known keys.
@@ -139,3 +147,50 @@ async def test_valid_commands_reach_the_outbox_invalid_ones_the_dlq(
 
 async def _committed_all(config: Config, group: str) -> bool:
     return 5 == sum((await committed(config, group)).values())
+
+
+@dataclass(frozen=True)
+class _Conflict(AddResult):
+    conflict: bool = True
+
+
+class _ConflictingTx:
+    """An outbox transaction that answers every add: the key is taken by other content."""
+
+    def __init__(self) -> None:
+        self.added: list[NewWrite] = []
+
+    async def add(self, write: NewWrite, now: float) -> AddResult:
+        self.added.append(write)
+        return _Conflict(id=41)
+
+    async def get_state(self, namespace: str, key: str) -> Any | None:
+        return None
+
+    async def put_state(self, namespace: str, key: str, value: Any) -> None:
+        return None
+
+
+async def test_an_idempotency_conflict_is_dead_lettered_not_dropped() -> None:
+    """When the outbox reports the shop's key is already used for other content, the command goes
+    to the dlq as idempotency_conflict, naming the row that holds the key."""
+    config = make_config()
+    app = CommandsApp(clock=lambda: 1_700_000_000.0)
+    topics = Topics(config.kafka.topic_prefix)
+    await app.start(AppContext(config, topics, cast(OutboxStore, None), cast(Publisher, None)))
+    raw = command(1, "key-1")
+    record = decode_record(topics.commands, 2, 7, b"cb-taipei:5001", raw, [], 0)
+
+    (letter,) = await app.handle(_ConflictingTx(), [record])
+
+    document = orjson.loads(letter.value)
+    assert [] == [e.message for e in DLQ_SCHEMA.iter_errors(document)]
+    assert (topics.dlq, b"cb-taipei:5001") == (letter.topic, letter.key)
+    assert ("idempotency_conflict", 41, "key-1", "cb-taipei") == (
+        document["kind"],
+        document["outbox_id"],
+        document["idempotency_key"],
+        document["shop"],
+    )
+    assert orjson.loads(raw) == document["original"]
+    assert b"commerce.dead_letter.idempotency_conflict" == dict(letter.headers)["ce_type"]
