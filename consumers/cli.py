@@ -70,8 +70,14 @@ async def _main(
 ) -> None:
     stop = asyncio.Event()
     prometheus = CollectorRegistry()
+    consumer_app = spec.create()
+    own = getattr(
+        consumer_app, "metrics_registry", None
+    )  # an app's own metrics, served on /metrics too
+    if isinstance(own, CollectorRegistry):
+        prometheus.register(own)
     runtime = Runtime(
-        spec.create(), config, options=options, metrics=ConsumerMetrics.create(prometheus)
+        consumer_app, config, options=options, metrics=ConsumerMetrics.create(prometheus)
     )
     with stop_on_signals(stop):
         async with contextlib.AsyncExitStack() as stack:

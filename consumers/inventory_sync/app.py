@@ -22,7 +22,7 @@ from bridge.kafka.topics import Topics
 from bridge.log import get_logger
 from bridge.outbox.store import OutboxTx
 from bridge.platforms import client_for
-from consumers.app import AppContext, Outgoing
+from consumers.app import AppContext, AppSpec, Outgoing
 from consumers.inventory_sync import api, transaction
 from consumers.inventory_sync.directory import Directory
 from consumers.inventory_sync.inputs import Input, Level, inputs_of
@@ -43,15 +43,18 @@ class InventorySyncApp:
     """The inventory-sync consumer app (a ``consumers.app.ConsumerApp``)."""
 
     name = NAME
-    group_id = GROUP
 
     def __init__(
         self,
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.time,
         http: httpx.AsyncClient | None = None,
+        group_id: str = GROUP,
     ) -> None:
-        self.metrics = SyncMetrics.create(registry or CollectorRegistry())
+        self.group_id = group_id
+        # The consume command serves this registry on /metrics next to the runtime's metrics.
+        self.metrics_registry = registry or CollectorRegistry()
+        self.metrics = SyncMetrics.create(self.metrics_registry)
         self.clock = clock
         self._http = http
         self._own_http = http is None
@@ -187,3 +190,10 @@ class InventorySyncApp:
             found[(m.group, m.key)] = variants
             log.info("sync_group_variants", group=m.group, shop=m.shop, variants=variants)
         return directory.with_variants(found) if found else directory
+
+
+SPEC = AppSpec(
+    NAME,
+    "commerce.variants + commerce.orders → one stock per sync group (group inventory-sync)",
+    InventorySyncApp,
+)
