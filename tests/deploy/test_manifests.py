@@ -40,7 +40,7 @@ PROCESSES: dict[str, tuple[str, list[str], list[str], int]] = {
     "bridge-inventory-sync": (
         "inventory-sync",
         ["consume", "inventory-sync"],
-        ["--config", CONFIG_FILE],
+        ["--config", CONFIG_FILE, "--metrics-port", "9103"],
         1,
     ),
     "bridge-commands": (
@@ -51,10 +51,13 @@ PROCESSES: dict[str, tuple[str, list[str], list[str], int]] = {
     ),
     "bridge-relay": ("relay", ["relay"], ["--config", CONFIG_FILE, "--metrics-port", "9101"], 1),
 }
-# name -> {probe: (path, port the process listens on)}; inventory-sync serves no HTTP yet.
+# name -> {probe: (path, port the process listens on)}.
 PROBES: dict[str, dict[str, tuple[str, int]]] = {
     "bridge-ingress": {"readinessProbe": ("/readyz", 8080), "livenessProbe": ("/healthz", 8080)},
-    "bridge-inventory-sync": {},
+    "bridge-inventory-sync": {
+        "readinessProbe": ("/readyz", 9103),
+        "livenessProbe": ("/healthz", 9103),
+    },
     "bridge-commands": {"readinessProbe": ("/readyz", 9102), "livenessProbe": ("/healthz", 9102)},
     "bridge-relay": {
         "startupProbe": ("/healthz", 9101),
@@ -62,7 +65,12 @@ PROBES: dict[str, dict[str, tuple[str, int]]] = {
         "livenessProbe": ("/healthz", 9101),
     },
 }
-SCRAPE_PORTS = {"bridge-ingress": 8080, "bridge-commands": 9102, "bridge-relay": 9101}
+SCRAPE_PORTS = {
+    "bridge-ingress": 8080,
+    "bridge-commands": 9102,
+    "bridge-inventory-sync": 9103,
+    "bridge-relay": 9101,
+}
 HARDENED = {
     "runAsNonRoot": True,
     "readOnlyRootFilesystem": True,
