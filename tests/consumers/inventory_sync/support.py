@@ -27,10 +27,15 @@ CB_GROUP = "cb-taipei/group:77"
 MUG = "std-shop/variant:m-1"
 
 
-def config_text(dsn: str = "sqlite:///unused.db", prefix: str = "commerce", extra: str = "") -> str:
+def config_text(
+    dsn: str = "sqlite:///unused.db",
+    prefix: str = "commerce",
+    bootstrap: str = "127.0.0.1:9",
+    extra: str = "",
+) -> str:
     return f"""
 [kafka]
-bootstrap_servers = "127.0.0.1:9"
+bootstrap_servers = "{bootstrap}"
 topic_prefix = "{prefix}"
 
 [outbox]
@@ -83,8 +88,10 @@ members = [
 """
 
 
-def make_config(dsn: str = "sqlite:///unused.db", prefix: str = "commerce") -> Config:
-    return parse_config(config_text(dsn, prefix), {})
+def make_config(
+    dsn: str = "sqlite:///unused.db", prefix: str = "commerce", bootstrap: str = "127.0.0.1:9"
+) -> Config:
+    return parse_config(config_text(dsn, prefix, bootstrap), {})
 
 
 @dataclass
