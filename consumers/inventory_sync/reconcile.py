@@ -52,6 +52,7 @@ class Reconciler:
         client_of: Callable[[str], object],
         interval: float,
         clock: Callable[[], float],
+        patience: float = 2.0,
     ) -> None:
         self.ctx = ctx
         self.directory = directory
@@ -59,6 +60,7 @@ class Reconciler:
         self.client_of = client_of
         self.interval = interval
         self.clock = clock
+        self.patience = patience  # seconds a member waits for a free token before it is skipped
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -88,20 +90,33 @@ class Reconciler:
 
     async def run_pass(self) -> PassResult:
         """Read and apply every member once (skipping those without spare capacity)."""
-        read = skipped = failed = raced = 0
+        counts = {"applied": 0, "raced": 0, "failed": 0, "skipped": 0}
         for member in self.directory.members():
             if self._stop.is_set():
                 break
-            if not await self._spare_slot(member.shop):
-                skipped += 1
-                self.reporter.metrics.reconcile_reads.labels(member.shop, "skipped").inc()
-                continue
-            outcome = await self.reconcile_member(member)
+            outcome = await self.run_member(member)
             self.reporter.metrics.reconcile_reads.labels(member.shop, outcome).inc()
-            read += outcome in ("applied", "raced")
-            failed += outcome == "failed"
-            raced += outcome == "raced"
-        return PassResult(read, skipped, failed, raced)
+            counts[outcome] += 1
+        read = counts["applied"] + counts["raced"]
+        return PassResult(read, counts["skipped"], counts["failed"], counts["raced"])
+
+    async def run_member(self, member: Member) -> str:
+        """``skipped`` without spare capacity, else what :meth:`reconcile_member` did."""
+        if not await self._wait_for_spare(member.shop):
+            return "skipped"
+        return await self.reconcile_member(member)
+
+    async def _wait_for_spare(self, shop: str) -> bool:
+        """A token taken from spare capacity, trying again every 1/rate for ``patience`` s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.patience
+        step = 1.0 / self.ctx.config.shops[shop].rate_limit
+        while not await self._spare_slot(shop):
+            if loop.time() + step > deadline or self._stop.is_set():
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), step)
+        return True
 
     async def _spare_slot(self, shop: str) -> bool:
         """Take a token from the shop's shared bucket only if no write waits and one is free now."""
