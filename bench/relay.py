@@ -112,7 +112,7 @@ def config_text(sim_url: str, dsn: str, bootstrap: str, prefix: str, sizes: Size
 
 def write(shop: str, variant: int, run_id: str) -> NewWrite:
     key = f"{run_id}-{shop}-{variant}"
-    target = StockTarget(variant=str(variant), product=PRODUCT)
+    target = StockTarget("variant", str(variant), product=PRODUCT)
     return to_write(SetStock(key, shop, target, variant % 1000, key))
 
 

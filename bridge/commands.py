@@ -13,9 +13,10 @@ from typing import Any
 
 import orjson
 
-from bridge.errors import BridgeError
+from bridge import platforms
+from bridge.errors import BridgeError, PlatformError
 from bridge.outbox.store import SET_STOCK, NewWrite
-from bridge.platforms.base import StockTarget
+from bridge.targets import PRODUCT_FIELD, StockTarget, TargetError
 
 KINDS = (SET_STOCK,)
 MAX_QUANTITY = 2**31 - 1
@@ -44,22 +45,17 @@ class SetStock:
 
 def target_key(target: StockTarget) -> str:
     """The outbox ``target`` column: one key per thing whose stock is written."""
-    if target.cyberbiz_group is not None:
-        return f"group:{target.cyberbiz_group}"
-    return f"variant:{target.variant}"
+    return target.key
 
 
 def to_write(command: SetStock) -> NewWrite:
     target = command.target
     payload: dict[str, Any] = {"command_id": command.id, "quantity": command.quantity}
-    for name in ("variant", "product", "cyberbiz_group"):
-        value = getattr(target, name)
-        if value is not None:
-            payload[name] = value
+    payload.update(platforms.target_codec().encode(target))
     return NewWrite(
         shop=command.shop,
         kind=SET_STOCK,
-        target=target_key(target),
+        target=target.key,
         payload=payload,
         idempotency_key=command.idempotency_key,
         supersedes=True,  # only the latest stock level of a target matters
@@ -67,12 +63,18 @@ def to_write(command: SetStock) -> NewWrite:
 
 
 def target_of(payload: Mapping[str, Any]) -> StockTarget:
-    """The StockTarget stored in a set_stock outbox payload by :func:`to_write`."""
-    return StockTarget(
-        variant=payload.get("variant"),
-        product=payload.get("product"),
-        cyberbiz_group=payload.get("cyberbiz_group"),
-    )
+    """The StockTarget stored in a set_stock outbox payload by :func:`to_write`.
+
+    A payload without one valid target cannot be sent, ever: a non-retryable PlatformError.
+    """
+    codec = platforms.target_codec()
+    values = {name: payload.get(name) for name in (*codec.names, PRODUCT_FIELD)}
+    if any(v is not None and not isinstance(v, str) for v in values.values()):
+        raise PlatformError("set_stock payload: a target id is not a string", retryable=False)
+    try:
+        return codec.parse(values)
+    except TargetError as exc:
+        raise PlatformError(f"set_stock payload: target {exc}", retryable=False) from None
 
 
 def _id(value: Any, name: str, *, required: bool) -> str | None:
@@ -111,16 +113,7 @@ def parse_command(raw: bytes, shops: Collection[str]) -> SetStock:
     kind = data.get("kind")
     if kind not in KINDS:
         raise InvalidCommand(f"kind must be one of {', '.join(KINDS)}")
-    target = data.get("target")
-    if not isinstance(target, dict):
-        raise InvalidCommand("target must be an object")
-    if set(target) - {"variant", "product", "cyberbiz_group"}:
-        raise InvalidCommand("target may hold only variant, product, cyberbiz_group")
-    variant = _id(target.get("variant"), "target.variant", required=False)
-    group = _id(target.get("cyberbiz_group"), "target.cyberbiz_group", required=False)
-    if (variant is None) == (group is None):
-        raise InvalidCommand("target needs exactly one of variant or cyberbiz_group")
-    product = _id(target.get("product"), "target.product", required=False)
+    target = _target(data.get("target"))
     payload = data.get("payload")
     if not isinstance(payload, dict) or set(payload) != {"quantity"}:
         raise InvalidCommand('payload must be {"quantity": <integer>}')
@@ -134,4 +127,19 @@ def parse_command(raw: bytes, shops: Collection[str]) -> SetStock:
         raise InvalidCommand(f"idempotency_key must be 1 to {_MAX_ID} printable ASCII characters")
     if command_id is None or shop is None:  # pragma: no cover - required=True raised already
         raise InvalidCommand("id and shop are required")
-    return SetStock(command_id, shop, StockTarget(variant, product, group), quantity, key)
+    return SetStock(command_id, shop, target, quantity, key)
+
+
+def _target(raw: Any) -> StockTarget:
+    """``{<target field>: id, "product"?: id}`` with the fields the platforms declare."""
+    if not isinstance(raw, dict):
+        raise InvalidCommand("target must be an object")
+    codec = platforms.target_codec()
+    allowed = (*codec.names[:1], PRODUCT_FIELD, *codec.names[1:])
+    if set(raw) - set(allowed):
+        raise InvalidCommand(f"target may hold only {', '.join(allowed)}")
+    values = {name: _id(raw.get(name), f"target.{name}", required=False) for name in allowed}
+    try:
+        return codec.parse(values)
+    except TargetError as exc:
+        raise InvalidCommand(f"target {exc}") from None

@@ -11,120 +11,46 @@ import binascii
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from bridge import platforms
 from bridge.errors import ConfigError
+from bridge.privacy import key_id
+from bridge.settings import (
+    PRIVACY_MODES,
+    STOCK_SOURCES,
+    Config,
+    IngressConfig,
+    InventorySyncConfig,
+    KafkaConfig,
+    OutboxConfig,
+    PrivacyConfig,
+    PrivacyMode,
+    RelayConfig,
+    ShopConfig,
+    StockSource,
+    SyncGroup,
+    SyncMember,
+)
+from bridge.targets import PRODUCT_FIELD, TargetError
 
-PLATFORMS = ("cyberbiz", "bentoweb", "standard")
-PRIVACY_MODES = ("encrypt", "redact", "passthrough")
-DEFAULT_MAX_BODY = 2 * 1024 * 1024
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-DEFAULT_OUTBOX_DSN = "sqlite:///var/bridge/outbox.db"
-
-PrivacyMode = Literal["encrypt", "redact", "passthrough"]
-StockSource = Literal["levels", "orders"]
-STOCK_SOURCES = ("levels", "orders")
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaConfig:
-    bootstrap_servers: str = DEFAULT_BOOTSTRAP
-    topic_prefix: str = "commerce"
-    partitions: int = 3
-    replication_factor: int = 1
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: str | None = field(default=None, repr=False)
-    linger_ms: int = 5
-
-
-@dataclass(frozen=True, slots=True)
-class IngressConfig:
-    max_body_bytes: int = DEFAULT_MAX_BODY
-    publish_timeout: float = 4.0
-    retry_after: int = 5
-    dedup_capacity: int = 100_000
-    dedup_window: float = 600.0
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxConfig:
-    dsn: str = field(default=DEFAULT_OUTBOX_DSN, repr=False)  # may hold a password
-
-
-@dataclass(frozen=True, slots=True)
-class RelayConfig:
-    lease_seconds: float = 30.0
-    max_attempts: int = 12
-    backoff_base: float = 0.5
-    backoff_cap: float = 300.0
-    request_timeout: float = 10.0
-    poll_interval: float = 0.2
-
-
-@dataclass(frozen=True, slots=True)
-class PrivacyConfig:
-    mode: PrivacyMode = "encrypt"
-    # key id -> 32-byte AES key; ``active_key_id`` encrypts, every key decrypts.
-    keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
-    active_key_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ShopConfig:
-    id: str
-    platform: str
-    api_base: str = ""
-    api_token: str | None = field(default=None, repr=False)
-    client_id: str | None = None
-    client_secret: str | None = field(default=None, repr=False)
-    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
-    rate_limit: float = 5.0
-    burst: int = 1
-    max_request_bytes: int = DEFAULT_MAX_BODY
-    allowed_ips: tuple[str, ...] = ()
-    stock_source: StockSource = "levels"  # what moves inventory-sync pools: level or order events
-
-
-@dataclass(frozen=True, slots=True)
-class SyncMember:
-    shop: str
-    variant: str | None = None
-    product: str | None = None
-    cyberbiz_group: str | None = None
-    buffer: int = 0  # units held back: the member is set to max(0, pool - buffer)
-    variants: tuple[str, ...] = ()  # a Cyberbiz group's variant ids (else read from the API)
-
-
-@dataclass(frozen=True, slots=True)
-class InventorySyncConfig:
-    reconcile_interval: float = 600.0  # seconds between reconcile passes; 0 = off
-    echo_timeout: float = 300.0  # an un-echoed write older than this is taken as lost
-
-
-@dataclass(frozen=True, slots=True)
-class SyncGroup:
-    id: str
-    members: tuple[SyncMember, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    kafka: KafkaConfig = field(default_factory=KafkaConfig)
-    ingress: IngressConfig = field(default_factory=IngressConfig)
-    outbox: OutboxConfig = field(default_factory=OutboxConfig)
-    relay: RelayConfig = field(default_factory=RelayConfig)
-    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
-    shops: Mapping[str, ShopConfig] = field(default_factory=dict)
-    sync_groups: tuple[SyncGroup, ...] = ()
-    inventory_sync: InventorySyncConfig = field(default_factory=InventorySyncConfig)
-    source: str = "<defaults>"
-
-    def shop(self, shop_id: str) -> ShopConfig | None:
-        return self.shops.get(shop_id)
+__all__ = [
+    "Config",
+    "IngressConfig",
+    "InventorySyncConfig",
+    "KafkaConfig",
+    "OutboxConfig",
+    "PrivacyConfig",
+    "PrivacyMode",
+    "RelayConfig",
+    "ShopConfig",
+    "SyncGroup",
+    "SyncMember",
+    "config_path",
+    "load_config",
+    "parse_config",
+]
 
 
 def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
@@ -272,13 +198,14 @@ class _Reader:
                 "linger_ms",
             },
         )  # fmt: skip
+        d = KafkaConfig()
         servers = self.env.get("BRIDGE_KAFKA_BOOTSTRAP_SERVERS") or self.string(
-            raw, k, "bootstrap_servers", DEFAULT_BOOTSTRAP
+            raw, k, "bootstrap_servers", d.bootstrap_servers
         )
-        prefix = self.string(raw, k, "topic_prefix", "commerce")
+        prefix = self.string(raw, k, "topic_prefix", d.topic_prefix)
         if not all(c.isalnum() or c in "._-" for c in prefix):
             raise ConfigError(f"{k}.topic_prefix", "may hold only letters, digits, '.', '_', '-'")
-        protocol = self.string(raw, k, "security_protocol", "PLAINTEXT")
+        protocol = self.string(raw, k, "security_protocol", d.security_protocol)
         allowed = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
         if protocol not in allowed:
             raise ConfigError(f"{k}.security_protocol", f"must be one of {', '.join(allowed)}")
@@ -292,13 +219,15 @@ class _Reader:
         return KafkaConfig(
             bootstrap_servers=servers,
             topic_prefix=prefix,
-            partitions=self.integer(raw, k, "partitions", 3, minimum=1),
-            replication_factor=self.integer(raw, k, "replication_factor", 1, minimum=1),
+            partitions=self.integer(raw, k, "partitions", d.partitions, minimum=1),
+            replication_factor=self.integer(
+                raw, k, "replication_factor", d.replication_factor, minimum=1
+            ),
             security_protocol=protocol,
             sasl_mechanism=mechanism,
             sasl_username=self.optional_secret(raw, k, "sasl_username"),
             sasl_password=self.optional_secret(raw, k, "sasl_password"),
-            linger_ms=self.integer(raw, k, "linger_ms", 5, minimum=0),
+            linger_ms=self.integer(raw, k, "linger_ms", d.linger_ms, minimum=0),
         )
 
     def ingress(self, raw: dict[str, Any]) -> IngressConfig:
@@ -308,18 +237,19 @@ class _Reader:
             k,
             {"max_body_bytes", "publish_timeout", "retry_after", "dedup_capacity", "dedup_window"},
         )
+        d = IngressConfig()
         return IngressConfig(
-            max_body_bytes=self.integer(raw, k, "max_body_bytes", DEFAULT_MAX_BODY, minimum=1),
-            publish_timeout=self.number(raw, k, "publish_timeout", 4.0, minimum=0.1),
-            retry_after=self.integer(raw, k, "retry_after", 5, minimum=1),
-            dedup_capacity=self.integer(raw, k, "dedup_capacity", 100_000, minimum=0),
-            dedup_window=self.number(raw, k, "dedup_window", 600.0, minimum=0.0),
+            max_body_bytes=self.integer(raw, k, "max_body_bytes", d.max_body_bytes, minimum=1),
+            publish_timeout=self.number(raw, k, "publish_timeout", d.publish_timeout, minimum=0.1),
+            retry_after=self.integer(raw, k, "retry_after", d.retry_after, minimum=1),
+            dedup_capacity=self.integer(raw, k, "dedup_capacity", d.dedup_capacity, minimum=0),
+            dedup_window=self.number(raw, k, "dedup_window", d.dedup_window, minimum=0.0),
         )
 
     def outbox(self, raw: dict[str, Any]) -> OutboxConfig:
         k = "outbox"
         self.no_extra(raw, k, {"dsn"})
-        dsn = self.env.get("BRIDGE_OUTBOX_DSN") or self.string(raw, k, "dsn", DEFAULT_OUTBOX_DSN)
+        dsn = self.env.get("BRIDGE_OUTBOX_DSN") or self.string(raw, k, "dsn", OutboxConfig().dsn)
         if dsn.startswith("env:"):
             dsn = self.secret(dsn, f"{k}.dsn")
         if not dsn.startswith(("sqlite://", "postgresql://", "postgres://")):
@@ -334,27 +264,30 @@ class _Reader:
             {"lease_seconds", "max_attempts", "backoff_base", "backoff_cap", "request_timeout",
              "poll_interval"},
         )  # fmt: skip
+        d = RelayConfig()
         return RelayConfig(
-            lease_seconds=self.number(raw, k, "lease_seconds", 30.0, minimum=1.0),
-            max_attempts=self.integer(raw, k, "max_attempts", 12, minimum=1),
-            backoff_base=self.number(raw, k, "backoff_base", 0.5, minimum=0.01),
-            backoff_cap=self.number(raw, k, "backoff_cap", 300.0, minimum=0.1),
-            request_timeout=self.number(raw, k, "request_timeout", 10.0, minimum=0.1),
-            poll_interval=self.number(raw, k, "poll_interval", 0.2, minimum=0.01),
+            lease_seconds=self.number(raw, k, "lease_seconds", d.lease_seconds, minimum=1.0),
+            max_attempts=self.integer(raw, k, "max_attempts", d.max_attempts, minimum=1),
+            backoff_base=self.number(raw, k, "backoff_base", d.backoff_base, minimum=0.01),
+            backoff_cap=self.number(raw, k, "backoff_cap", d.backoff_cap, minimum=0.1),
+            request_timeout=self.number(raw, k, "request_timeout", d.request_timeout, minimum=0.1),
+            poll_interval=self.number(raw, k, "poll_interval", d.poll_interval, minimum=0.01),
         )
 
     def inventory_sync(self, raw: dict[str, Any]) -> InventorySyncConfig:
-        k = "inventory_sync"
+        k, d = "inventory_sync", InventorySyncConfig()
         self.no_extra(raw, k, {"reconcile_interval", "echo_timeout"})
         return InventorySyncConfig(
-            reconcile_interval=self.number(raw, k, "reconcile_interval", 600.0, minimum=0.0),
-            echo_timeout=self.number(raw, k, "echo_timeout", 300.0, minimum=1.0),
+            reconcile_interval=self.number(
+                raw, k, "reconcile_interval", d.reconcile_interval, minimum=0.0
+            ),
+            echo_timeout=self.number(raw, k, "echo_timeout", d.echo_timeout, minimum=1.0),
         )
 
     def privacy(self, raw: dict[str, Any]) -> PrivacyConfig:
         k = "privacy"
         self.no_extra(raw, k, {"mode", "key", "old_keys"})
-        mode = raw.get("mode", "encrypt")
+        mode = raw.get("mode", PrivacyConfig().mode)
         if mode not in PRIVACY_MODES:
             raise ConfigError(f"{k}.mode", f"must be one of {', '.join(PRIVACY_MODES)}")
         if mode != "encrypt":
@@ -374,8 +307,6 @@ class _Reader:
 
     def _aes_key(self, value: Any, key: str, into: dict[str, bytes]) -> str:
         """A key is base64 (or hex) of 16, 24 or 32 bytes, optionally as ``<kid>:<key>``."""
-        from bridge.privacy import key_id  # local import: privacy imports this module's types
-
         text = self.secret(value, key)
         kid, _, material = text.rpartition(":")
         try:
@@ -400,55 +331,59 @@ class _Reader:
             raise ConfigError("shops", "must be an array of tables ([[shops]])")
         shops: dict[str, ShopConfig] = {}
         for i, item in enumerate(raw):
-            k = f"shops[{i}]"
-            item = self.table(item, k)
-            self.no_extra(
-                item,
-                k,
-                {
-                    "id", "platform", "api_base", "api_token", "client_id", "client_secret",
-                    "webhook_secrets", "rate_limit", "burst", "max_request_bytes", "allowed_ips",
-                    "stock_source",
-                },
-            )  # fmt: skip
-            shop_id = self.string(item, k, "id", None)
-            if not all(c.isalnum() or c in "._-" for c in shop_id):
-                raise ConfigError(f"{k}.id", "may hold only letters, digits, '.', '_', '-'")
-            if shop_id in shops:
-                raise ConfigError(f"{k}.id", f"duplicate shop id {shop_id!r}")
-            platform = self.string(item, k, "platform", None)
-            if platform not in PLATFORMS:
-                raise ConfigError(f"{k}.platform", f"must be one of {', '.join(PLATFORMS)}")
-            secrets_raw = item.get("webhook_secrets", [])
-            if not isinstance(secrets_raw, list):
-                raise ConfigError(f"{k}.webhook_secrets", "must be a list")
-            secrets = tuple(
-                self.secret(s, f"{k}.webhook_secrets[{j}]") for j, s in enumerate(secrets_raw)
-            )
-            if not secrets:
-                raise ConfigError(f"{k}.webhook_secrets", "needs at least one secret")
-            api_base = item.get("api_base", "")
-            if api_base and (
-                not isinstance(api_base, str) or not api_base.startswith(("http://", "https://"))
-            ):
-                raise ConfigError(f"{k}.api_base", "must be an http(s) URL")
-            shops[shop_id] = ShopConfig(
-                id=shop_id,
-                platform=platform,
-                api_base=api_base.rstrip("/"),
-                api_token=self.optional_secret(item, k, "api_token"),
-                client_id=self.optional_secret(item, k, "client_id"),
-                client_secret=self.optional_secret(item, k, "client_secret"),
-                webhook_secrets=secrets,
-                rate_limit=self.number(item, k, "rate_limit", 5.0, minimum=0.01),
-                burst=self.integer(item, k, "burst", 1, minimum=1),
-                max_request_bytes=self.integer(
-                    item, k, "max_request_bytes", DEFAULT_MAX_BODY, minimum=1
-                ),
-                allowed_ips=self.strings(item, k, "allowed_ips"),
-                stock_source=self.stock_source(item, k),
-            )
+            shop = self.shop(self.table(item, f"shops[{i}]"), f"shops[{i}]")
+            if shop.id in shops:
+                raise ConfigError(f"shops[{i}].id", f"duplicate shop id {shop.id!r}")
+            platforms.get(shop.platform).check_shop(shop, f"shops[{i}]")
+            shops[shop.id] = shop
         return shops
+
+    def shop(self, item: dict[str, Any], k: str) -> ShopConfig:
+        self.no_extra(
+            item,
+            k,
+            {
+                "id", "platform", "api_base", "api_token", "client_id", "client_secret",
+                "webhook_secrets", "rate_limit", "burst", "max_request_bytes", "allowed_ips",
+                "stock_source",
+            },
+        )  # fmt: skip
+        shop_id = self.string(item, k, "id", None)
+        if not all(c.isalnum() or c in "._-" for c in shop_id):
+            raise ConfigError(f"{k}.id", "may hold only letters, digits, '.', '_', '-'")
+        platform = self.string(item, k, "platform", None)
+        if platform not in platforms.names():
+            raise ConfigError(f"{k}.platform", f"must be one of {', '.join(platforms.names())}")
+        secrets_raw = item.get("webhook_secrets", [])
+        if not isinstance(secrets_raw, list):
+            raise ConfigError(f"{k}.webhook_secrets", "must be a list")
+        secrets = tuple(
+            self.secret(s, f"{k}.webhook_secrets[{j}]") for j, s in enumerate(secrets_raw)
+        )
+        if not secrets:
+            raise ConfigError(f"{k}.webhook_secrets", "needs at least one secret")
+        api_base = item.get("api_base", "")
+        if api_base and (
+            not isinstance(api_base, str) or not api_base.startswith(("http://", "https://"))
+        ):
+            raise ConfigError(f"{k}.api_base", "must be an http(s) URL")
+        d = ShopConfig(id=shop_id, platform=platform)
+        return ShopConfig(
+            id=shop_id,
+            platform=platform,
+            api_base=api_base.rstrip("/"),
+            api_token=self.optional_secret(item, k, "api_token"),
+            client_id=self.optional_secret(item, k, "client_id"),
+            client_secret=self.optional_secret(item, k, "client_secret"),
+            webhook_secrets=secrets,
+            rate_limit=self.number(item, k, "rate_limit", d.rate_limit, minimum=0.01),
+            burst=self.integer(item, k, "burst", d.burst, minimum=1),
+            max_request_bytes=self.integer(
+                item, k, "max_request_bytes", d.max_request_bytes, minimum=1
+            ),
+            allowed_ips=self.strings(item, k, "allowed_ips"),
+            stock_source=self.stock_source(item, k),
+        )
 
     def stock_source(self, raw: Mapping[str, Any], key: str) -> StockSource:
         value = raw.get("stock_source", "levels")
@@ -475,51 +410,56 @@ class _Reader:
             members_raw = item.get("members")
             if not isinstance(members_raw, list) or len(members_raw) < 2:
                 raise ConfigError(f"{k}.members", "needs at least two members")
-            members = [
-                self.sync_member(m, f"{k}.members[{j}]", shops, claimed, group_id)
-                for j, m in enumerate(members_raw)
-            ]
+            members = []
+            for j, m in enumerate(members_raw):
+                mk = f"{k}.members[{j}]"
+                member = self.member(self.table(m, mk), mk, shops)
+                claims = [(member.shop, member.target.key)]
+                claims += [(member.shop, f"variant:{v}") for v in member.variants]
+                for n, claim in enumerate(claims):
+                    if claim in claimed:
+                        where = f"{mk}.variants" if n else mk
+                        raise ConfigError(
+                            where, f"already a member of sync group {claimed[claim]!r}"
+                        )
+                    claimed[claim] = group_id
+                members.append(member)
             groups.append(SyncGroup(group_id, tuple(members)))
         return tuple(groups)
 
-    def sync_member(
-        self,
-        raw: Any,
-        mk: str,
-        shops: Mapping[str, ShopConfig],
-        claimed: dict[tuple[str, str], str],
-        group_id: str,
-    ) -> SyncMember:
-        m = self.table(raw, mk)
-        self.no_extra(m, mk, {"shop", "variant", "product", "cyberbiz_group", "buffer", "variants"})
+    def member(self, m: dict[str, Any], mk: str, shops: Mapping[str, ShopConfig]) -> SyncMember:
+        """``{shop, <target field>, product?}``; the shop's platform says which fields it has."""
+        every = platforms.target_codec()
+        self.no_extra(m, mk, {"shop", PRODUCT_FIELD, "buffer", "variants", *every.names})
         shop = self.string(m, mk, "shop", None)
         if shop not in shops:
             raise ConfigError(f"{mk}.shop", f"unknown shop {shop!r} (known: {', '.join(shops)})")
-        values = {f: m.get(f) for f in ("variant", "product", "cyberbiz_group")}
-        for f, v in values.items():
-            if v is not None and not isinstance(v, str | int):
-                raise ConfigError(f"{mk}.{f}", "must be a string id")
-        variant = None if values["variant"] is None else str(values["variant"])
-        group = None if values["cyberbiz_group"] is None else str(values["cyberbiz_group"])
-        if (variant is None) == (group is None):
-            raise ConfigError(mk, "needs exactly one of 'variant' or 'cyberbiz_group'")
-        if group is not None and shops[shop].platform != "cyberbiz":
-            raise ConfigError(f"{mk}.cyberbiz_group", "only Cyberbiz shops have sync groups")
-        variants_raw = m.get("variants", [])
-        if not isinstance(variants_raw, list) or not all(
-            isinstance(v, str | int) and not isinstance(v, bool) and str(v) for v in variants_raw
-        ):
-            raise ConfigError(f"{mk}.variants", "must be a list of variant ids")
-        variants = tuple(str(v) for v in variants_raw)
-        if variants and group is None:
-            raise ConfigError(f"{mk}.variants", "is only for a 'cyberbiz_group' member")
-        targets = [(shop, f"variant:{variant}" if variant else f"group:{group}")]
-        targets += [(shop, f"variant:{v}") for v in variants]
-        for target in targets:
-            if target in claimed:
-                where = mk if target == targets[0] else f"{mk}.variants"
-                raise ConfigError(where, f"already a member of sync group {claimed[target]!r}")
-            claimed[target] = group_id
-        product = None if values["product"] is None else str(values["product"])
+        values: dict[str, str | None] = {}
+        for name in (*every.names, PRODUCT_FIELD):
+            value = m.get(name)
+            if value is not None and not isinstance(value, str | int):
+                raise ConfigError(f"{mk}.{name}", "must be a string id")
+            values[name] = None if value is None else str(value)
+        try:
+            named, _ = every.named(values)
+        except TargetError as exc:
+            names = " or ".join(f"'{n}'" for n in every.names)
+            raise ConfigError(mk, f"needs exactly one of {names}") from exc
+        plugin = platforms.get(shops[shop].platform)
+        if plugin.targets.field(named.name) is None:
+            owners = " or ".join(platforms.owners_of(named.name))
+            raise ConfigError(f"{mk}.{named.name}", f"only {owners} shops have {named.what}")
+        target = plugin.targets.parse(values)
+        variants = self.strings_or_ids(m, mk, "variants")
+        if variants and target.kind == "variant":
+            raise ConfigError(f"{mk}.variants", "is only for a member that is a platform's group")
         buffer = self.integer(m, mk, "buffer", 0, minimum=0)
-        return SyncMember(shop, variant, product, group, buffer, variants)
+        return SyncMember(shop, target, buffer, variants)
+
+    def strings_or_ids(self, raw: Mapping[str, Any], key: str, name: str) -> tuple[str, ...]:
+        value = raw.get(name, [])
+        if not isinstance(value, list) or not all(
+            isinstance(v, str | int) and not isinstance(v, bool) and str(v) for v in value
+        ):
+            raise ConfigError(f"{key}.{name}", "must be a list of ids")
+        return tuple(str(v) for v in value)

@@ -11,30 +11,50 @@ from typing import Any
 import orjson
 import structlog
 
-# Keys whose values never reach a log line, whatever their nesting.
+# Keys whose values never reach a log line, whatever their nesting (plus what :func:`also_redact`
+# adds: the platform registry adds every registered platform's secret headers).
 SENSITIVE_KEYS = frozenset(
     {
         "authorization", "api_token", "token", "access_token", "refresh_token", "secret",
         "client_secret", "webhook_secret", "webhook_secrets", "password", "sasl_password",
         "pii_key", "aes_key", "email", "phone", "mobile", "address", "customer", "buyer",
-        "receiver", "body", "payload", "raw", "x-cyberbiz-hmac-sha256", "x-webhook-token",
-        "webhook-signature", "cookie",
+        "receiver", "body", "payload", "raw", "cookie",
     }
 )  # fmt: skip
 REDACTED = "[redacted]"
 _TOKEN_QUERY = re.compile(r"([?&](?:token|access_token)=)[^&\s]+", re.IGNORECASE)
 
 
-def _scrub(value: Any, depth: int = 0) -> Any:
+_extra: dict[str, frozenset[str]] = {}  # source (e.g. "platform:<name>") -> lower-case keys
+_sensitive = SENSITIVE_KEYS
+
+
+def also_redact(source: str, keys: Iterable[str]) -> None:
+    """Redact ``keys`` as well, on behalf of ``source``; no keys forgets what ``source`` added."""
+    global _sensitive
+    lowered = frozenset(k.lower() for k in keys)
+    if lowered:
+        _extra[source] = lowered
+    else:
+        _extra.pop(source, None)
+    _sensitive = SENSITIVE_KEYS.union(*_extra.values())
+
+
+def sensitive_keys() -> frozenset[str]:
+    """Every key whose value is redacted: :data:`SENSITIVE_KEYS` and what was added."""
+    return _sensitive
+
+
+def _scrub(value: Any, keys: frozenset[str], depth: int = 0) -> Any:
     if depth > 6:
         return REDACTED
     if isinstance(value, dict):
         return {
-            k: REDACTED if str(k).lower() in SENSITIVE_KEYS else _scrub(v, depth + 1)
+            k: REDACTED if str(k).lower() in keys else _scrub(v, keys, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_scrub(v, depth + 1) for v in value]
+        return [_scrub(v, keys, depth + 1) for v in value]
     if isinstance(value, str):
         return _TOKEN_QUERY.sub(r"\1" + REDACTED, value)
     return value
@@ -44,11 +64,12 @@ def redact(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """structlog processor: blank out secrets/PII by key; strip tokens from URLs."""
+    keys = sensitive_keys()
     for key in list(event_dict):
-        if key.lower() in SENSITIVE_KEYS:
+        if key.lower() in keys:
             event_dict[key] = REDACTED
         else:
-            event_dict[key] = _scrub(event_dict[key])
+            event_dict[key] = _scrub(event_dict[key], keys)
     return event_dict
 
 

@@ -25,8 +25,8 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bridge.config import PrivacyConfig
 from bridge.errors import BridgeError, ConfigError, InvalidPayload
+from bridge.settings import PrivacyConfig
 
 TOKEN_PREFIX = "enc:v1:"  # noqa: S105 - the ciphertext format's prefix, not a secret
 REDACTED = "[redacted]"

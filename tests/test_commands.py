@@ -10,7 +10,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from bridge.commands import InvalidCommand, parse_command, target_of, to_write
-from bridge.platforms.base import StockTarget
+from bridge.errors import PlatformError
+from bridge.targets import StockTarget
 
 SCHEMA = Draft202012Validator(
     orjson.loads((Path(__file__).parents[1] / "schemas" / "command.v1.json").read_bytes())
@@ -58,7 +59,7 @@ def test_valid_command_becomes_an_outbox_write() -> None:
     write = to_write(command)
     assert ("cb-taipei", "set_stock", "variant:5001") == (write.shop, write.kind, write.target)
     assert "sync:tee-black-m:42" == write.idempotency_key
-    assert StockTarget(variant="5001", product="1001") == target_of(write.payload)
+    assert StockTarget("variant", "5001", "1001") == target_of(write.payload)
     assert 17 == write.payload["quantity"]
     assert [] == list(SCHEMA.iter_errors(VALID))
 
@@ -68,7 +69,7 @@ def test_group_target() -> None:
     doc = variant(target={"cyberbiz_group": "77"})
     write = to_write(parse_command(orjson.dumps(doc), SHOPS))
     assert "group:77" == write.target
-    assert StockTarget(cyberbiz_group="77") == target_of(write.payload)
+    assert StockTarget("group", "77") == target_of(write.payload)
     assert [] == list(SCHEMA.iter_errors(doc))
 
 
@@ -95,3 +96,14 @@ def test_keys_of_200_printable_ascii_characters_are_valid() -> None:
     command = parse_command(orjson.dumps(variant(idempotency_key=key)), SHOPS)
     assert key == command.idempotency_key
     assert [] == list(SCHEMA.iter_errors(variant(idempotency_key=key)))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"quantity": 1}, {"quantity": 1, "variant": "1", "cyberbiz_group": "2"}, {"variant": 5}],
+)
+def test_outbox_payload_without_one_target_is_final(payload: dict[str, object]) -> None:
+    """A stored row without exactly one string target can never be sent: not retryable."""
+    with pytest.raises(PlatformError) as info:
+        target_of(payload)
+    assert False is info.value.retryable

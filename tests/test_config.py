@@ -9,6 +9,8 @@ import pytest
 
 from bridge.config import load_config, parse_config
 from bridge.errors import ConfigError
+from bridge.settings import IngressConfig, KafkaConfig, OutboxConfig, RelayConfig, ShopConfig
+from bridge.targets import StockTarget
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 ENV = {"CB_TOKEN": "tok", "CB_SECRET": "s3cret", "BENTO_TOKEN": "bt", "BRIDGE_PII_KEY": KEY}
@@ -67,11 +69,8 @@ def test_architecture_example_parses() -> None:
     assert 5.0 == shop.rate_limit
     assert "encrypt" == config.privacy.mode
     assert config.privacy.active_key_id in config.privacy.keys
-    assert ("cb-taipei", "1001", "5001") == (
-        config.sync_groups[0].members[0].shop,
-        config.sync_groups[0].members[0].product,
-        config.sync_groups[0].members[0].variant,
-    )
+    member = config.sync_groups[0].members[0]
+    assert ("cb-taipei", StockTarget("variant", "5001", "1001")) == (member.shop, member.target)
 
 
 def test_secrets_do_not_appear_in_repr() -> None:
@@ -168,3 +167,69 @@ def test_config_check_names_the_bad_key(tmp_path: Path, capsys: pytest.CaptureFi
             mp.setenv(name, value)
         assert 2 == main(["config", "check", "--config", str(path)])
     assert "shops[0].rate_limit: must be >= 0.01, got 0" in capsys.readouterr().err
+
+
+def test_sync_group_field_of_another_platform_names_its_owner() -> None:
+    """A BentoWeb member with a cyberbiz_group is refused: only Cyberbiz shops have sync groups."""
+    text = EXAMPLE.replace('{ shop = "bento-bkk", variant = "753758" }',
+                           '{ shop = "bento-bkk", cyberbiz_group = "77" }')  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, ENV)
+    assert ("sync_groups[0].members[1].cyberbiz_group", "only Cyberbiz shops have sync groups") == (
+        info.value.key, info.value.reason,
+    )  # fmt: skip
+
+
+def test_cyberbiz_sync_group_member_is_a_group_target() -> None:
+    """A Cyberbiz member naming cyberbiz_group becomes a target of kind group (key group:77)."""
+    text = EXAMPLE.replace('{ shop = "cb-taipei", product = "1001", variant = "5001" }',
+                           '{ shop = "cb-taipei", cyberbiz_group = 77 }')  # fmt: skip
+    member = parse_config(text, ENV).sync_groups[0].members[0]
+    assert (StockTarget("group", "77"), "group:77") == (member.target, member.target.key)
+
+
+def test_same_target_twice_is_refused() -> None:
+    """One shop's variant may belong to one sync group only (keyed like the outbox target)."""
+    text = (
+        EXAMPLE
+        + """
+[[sync_groups]]
+id = "again"
+members = [
+  { shop = "cb-taipei", product = "1001", variant = "5001" },
+  { shop = "bento-bkk", variant = "1" },
+]
+"""
+    )
+    assert "sync_groups[1].members[0]" == errors_for(text)
+
+
+@pytest.mark.parametrize("present", ["client_id", "client_secret"])
+def test_bentoweb_oauth_credentials_come_in_pairs(present: str) -> None:
+    """BentoWeb's own rule: client_id without client_secret (or the reverse) names the missing one."""
+    missing = {"client_id": "client_secret", "client_secret": "client_id"}[present]
+    text = EXAMPLE.replace('webhook_secrets = ["env:BENTO_TOKEN"]',
+                           f'webhook_secrets = ["env:BENTO_TOKEN"]\n{present} = "x"')  # fmt: skip
+    assert f"shops[1].{missing}" == errors_for(text)
+
+
+def test_unknown_platform_lists_the_registered_ones() -> None:
+    """The platform list in the message comes from the registry."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(EXAMPLE.replace('platform = "bentoweb"', 'platform = "shopify"'), ENV)
+    assert "must be one of cyberbiz, bentoweb, standard" == info.value.reason
+
+
+def test_defaults_are_the_dataclass_defaults() -> None:
+    """A file that sets nothing reads as the dataclasses' own defaults (stated once)."""
+    config = parse_config('[privacy]\nmode = "redact"\n', {})
+    assert (KafkaConfig(), IngressConfig(), OutboxConfig(), RelayConfig()) == (
+        config.kafka, config.ingress, config.outbox, config.relay,
+    )  # fmt: skip
+
+
+def test_shop_defaults_are_the_dataclass_defaults() -> None:
+    """A shop that sets only id, platform and a secret gets ShopConfig's defaults."""
+    text = '[privacy]\nmode = "redact"\n[[shops]]\nid = "s"\nplatform = "standard"\nwebhook_secrets = ["x"]\n'
+    expected = ShopConfig(id="s", platform="standard", webhook_secrets=("x",))
+    assert expected == parse_config(text, {}).shops["s"]

@@ -31,8 +31,8 @@ from bridge import log
 from bridge.config import Config, load_config
 from bridge.devtools.kafka.local import LocalKafka
 from bridge.devtools.sign import sign_request
-from bridge.devtools.simulator.app import SimulatorOptions
 from bridge.devtools.simulator.app import create_app as create_simulator
+from bridge.devtools.simulator.options import SimulatorOptions
 from bridge.devtools.simulator.state import StockSeed
 from bridge.errors import BridgeError
 from bridge.ingress.app import create_app as create_ingress

@@ -1,6 +1,6 @@
 """Bounded, time-windowed memory of accepted deliveries; concurrent twins wait for the first.
 
-A window, not forever: platforms without a delivery id (BentoWeb) are deduplicated on the body's
+A window, not forever: platforms without a delivery id are deduplicated on the body's
 hash, and a byte-identical *new* change (5→4, restock, 5→4 again) must not be mistaken for a
 redelivery once the platform's retries are over.
 """

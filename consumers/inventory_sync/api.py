@@ -1,7 +1,7 @@
 """The platform API reads inventory sync needs: a member's real level, a platform group's variants.
 
 The one seam between this app and the platform clients: reconcile reads levels through
-``get_stock``; Cyberbiz inventory sync groups are looked up through ``get_sync_group`` /
+``get_stock``; a platform's own sync groups are looked up through ``get_sync_group`` /
 ``list_sync_groups`` (start-up, ``commerce-bridge sync-groups pull``).
 """
 
@@ -34,7 +34,7 @@ async def read_level(client: object, shop: str, target: StockTarget) -> int:
 
 
 async def group_variants(client: object, shop: str, group_id: str) -> list[str]:
-    """The variant ids in a Cyberbiz inventory sync group of ``shop``."""
+    """The variant ids in one of the platform's own sync groups of ``shop``."""
     return variant_ids(await _lister(client, shop).get_sync_group(group_id))
 
 
@@ -49,7 +49,7 @@ async def list_groups(client: object, shop: str) -> list[tuple[str, list[str]]]:
 
 
 def variant_ids(group: Mapping[str, Any]) -> list[str]:
-    """``variants[].product_variant_id`` (or ``id``) of a Cyberbiz sync group document."""
+    """``variants[].product_variant_id`` (or ``id``) of a platform sync group document."""
     variants = group.get("variants", group.get("product_variants"))
     if not isinstance(variants, Sequence) or isinstance(variants, str):
         return []

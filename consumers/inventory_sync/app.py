@@ -171,7 +171,7 @@ class InventorySyncApp:
         return client_for(self.ctx.config.shops[shop], self.http)
 
     async def _resolve_groups(self, directory: Directory) -> Directory:
-        """Ask Cyberbiz which variants are in each configured inventory sync group."""
+        """Ask the platform which variants are in each configured platform-group member."""
         found: dict[tuple[str, str], list[str]] = {}
         for m in directory.groups_without_variants():
             group_id = m.platform_group or ""

@@ -2,7 +2,7 @@
 
 ``show`` prints every configured group's pool and members (a table, or ``--json``); ``set GROUP
 QTY`` is a recount: the pool becomes QTY and every member gets a write, in one outbox
-transaction; ``pull --shop S`` prints a Cyberbiz shop's inventory sync groups in the
+transaction; ``pull --shop S`` prints a shop's own sync groups (platforms that have them) in the
 ``[[sync_groups]]`` format. Exit codes: 0 done, 1 the operation failed (platform API, database),
 2 bad arguments or configuration (the error names the bad input).
 """
@@ -19,10 +19,12 @@ from typing import Any
 import httpx
 import orjson
 
+from bridge import platforms
 from bridge.config import Config, load_config
 from bridge.errors import PlatformError
 from bridge.outbox.store import OutboxError, OutboxStore, open_store
 from bridge.platforms import client_for
+from bridge.targets import GROUP
 from consumers.inventory_sync import api, transaction
 from consumers.inventory_sync.directory import Directory
 from consumers.inventory_sync.pool import recount
@@ -50,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     recount_.set_defaults(func=_runner(cmd_set))
 
     pull = commands.add_parser(
-        "pull", parents=[common], help="print a Cyberbiz shop's sync groups as [[sync_groups]]"
+        "pull", parents=[common], help="print a shop's own sync groups as [[sync_groups]]"
     )
     pull.add_argument("--shop", required=True, metavar="SHOP")
     pull.set_defaults(func=_runner(cmd_pull))
@@ -138,8 +140,10 @@ async def cmd_pull(config: Config, args: argparse.Namespace) -> int:
     if shop is None:
         _err(f"unknown shop {args.shop!r} (known: {', '.join(config.shops) or 'none'})")
         return 2
-    if shop.platform != "cyberbiz":
-        _err(f"shop {args.shop!r} is {shop.platform}: only Cyberbiz shops have sync groups")
+    group_field = _group_field(shop.platform)
+    if group_field is None:
+        owners = " or ".join(_group_owners()) or "no"
+        _err(f"shop {args.shop!r} is {shop.platform}: only {owners} shops have sync groups")
         return 2
     async with httpx.AsyncClient(timeout=config.relay.request_timeout) as http:
         try:
@@ -147,12 +151,23 @@ async def cmd_pull(config: Config, args: argparse.Namespace) -> int:
         except PlatformError as exc:
             _err(str(exc))
             return 1
-    sys.stdout.write(render_toml(shop.id, groups, _configured(config, shop.id)))
+    sys.stdout.write(render_toml(shop.id, group_field, groups, _configured(config, shop.id)))
     return 0
 
 
+def _group_field(platform: str) -> str | None:
+    """The member field naming one of ``platform``'s own sync groups (None: it has none)."""
+    fields = platforms.get(platform).targets.fields
+    return next((f.name for f in fields if f.kind == GROUP), None)
+
+
+def _group_owners() -> list[str]:
+    fields = platforms.target_codec().fields
+    return [o for f in fields if f.kind == GROUP for o in platforms.owners_of(f.name)]
+
+
 def _configured(config: Config, shop: str) -> dict[str, str]:
-    """Cyberbiz group id → the [[sync_groups]] id it is a member of already."""
+    """Platform group id → the [[sync_groups]] id it is a member of already."""
     found: dict[str, Any] = {}
     for member in Directory.from_config(config).members():
         if member.shop == shop and member.platform_group is not None:

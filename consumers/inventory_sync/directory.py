@@ -1,7 +1,8 @@
 """Who is in which sync group: the configured members, indexed for record mapping.
 
-Built once at start-up from ``[[sync_groups]]`` (plus the variant ids of Cyberbiz inventory sync
-groups, from the config or the Cyberbiz API). Looking a variant up is one dict access, so events
+Built once at start-up from ``[[sync_groups]]`` (plus the variant ids of members that are a
+platform's own sync group, from the config or the platform's API). Looking a variant up is one
+dict access, so events
 of variants outside every group cost nothing more.
 """
 
@@ -10,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from bridge.commands import target_key
 from bridge.config import Config, SyncMember
-from bridge.platforms.base import StockTarget
+from bridge.targets import StockTarget
 from consumers.inventory_sync.state import MemberSpec, member_key
 
 
@@ -41,7 +41,7 @@ class Member:
 
     @property
     def platform_group(self) -> str | None:
-        """The id of a platform's own sync group (Cyberbiz inventory sync group) member."""
+        """The id of a member that is a platform's own sync group (one count shared in a shop)."""
         kind, _, ident = self.target_key.partition(":")
         return ident if kind == "group" else None
 
@@ -95,7 +95,7 @@ class Directory:
         return [m for m in self.members() if m.platform_group is not None and not m.variants]
 
     def with_variants(self, found: Mapping[tuple[str, str], Sequence[str]]) -> Directory:
-        """A copy where the Cyberbiz group members ``(group, key)`` know their variant ids."""
+        """A copy where the platform-group members ``(group, key)`` know their variant ids."""
         return Directory(
             replace(m, variants=tuple(found[(m.group, m.key)])) if (m.group, m.key) in found else m
             for m in self.members()
@@ -103,5 +103,4 @@ class Directory:
 
 
 def _member(group: str, m: SyncMember, *, orders: bool) -> Member:
-    target = StockTarget(variant=m.variant, product=m.product, cyberbiz_group=m.cyberbiz_group)
-    return Member(group, m.shop, target, target_key(target), m.buffer, orders, m.variants)
+    return Member(group, m.shop, m.target, m.target.key, m.buffer, orders, m.variants)

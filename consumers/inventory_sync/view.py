@@ -106,11 +106,14 @@ def _age(at: str | None, now: float) -> str:
 
 
 def render_toml(
-    shop: str, groups: Sequence[tuple[str, Sequence[str]]], configured: Mapping[str, str]
+    shop: str,
+    field: str,
+    groups: Sequence[tuple[str, Sequence[str]]],
+    configured: Mapping[str, str],
 ) -> str:
-    """A Cyberbiz shop's inventory sync groups as ``[[sync_groups]]`` tables to complete."""
+    """A shop's own sync groups as ``[[sync_groups]]`` tables to complete; ``field`` names them."""
     lines = [
-        f"# Cyberbiz inventory sync groups of shop {shop!r} (commerce-bridge sync-groups pull).",
+        f"# The sync groups of shop {shop!r} (commerce-bridge sync-groups pull).",
         "# Each group needs the members of the other shops that sell the same goods.",
     ]
     if not groups:
@@ -124,8 +127,7 @@ def render_toml(
             "[[sync_groups]]",
             f"id = {_quote(f'{shop}-{group_id}')}",
             "members = [",
-            f"  {{ shop = {_quote(shop)}, cyberbiz_group = {_quote(group_id)}, "
-            f"variants = [{listed}] }},",
+            f"  {{ shop = {_quote(shop)}, {field} = {_quote(group_id)}, variants = [{listed}] }},",
             '  # { shop = "other-shop", variant = "…" },',
             "]",
         ]

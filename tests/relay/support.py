@@ -255,7 +255,12 @@ def set_stock(
 ) -> NewWrite:
     """The outbox row the commands consumer would write for a set-stock command."""
     product = PRODUCT if shop.platform == "cyberbiz" and variant is not None else None
-    target = StockTarget(variant=variant, product=product, cyberbiz_group=group)
+    if (variant is None) == (group is None):
+        raise ValueError("set_stock needs exactly one of variant or group")
+    target = (
+        StockTarget("variant", variant, product) if variant is not None
+        else StockTarget("group", group or "")
+    )  # fmt: skip
     return to_write(SetStock(key, shop.id, target, quantity, key))
 
 

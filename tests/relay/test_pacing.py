@@ -148,7 +148,9 @@ async def test_transport_notes_when_a_write_left() -> None:
             send = Send(time.time, time.time())
             token = CURRENT.set(send)
             try:
-                await CyberbizClient(spec, http).set_stock(StockTarget("5001", "1001"), 3, "k-1")
+                await CyberbizClient(spec, http).set_stock(
+                    StockTarget("variant", "5001", "1001"), 3, "k-1"
+                )
                 assert send.left is not None
                 read = Send(time.time, time.time())
                 CURRENT.set(read)

@@ -6,15 +6,14 @@ tests, ``commerce-bridge simulate`` as a process. The HTTP contract is in
 :mod:`bridge.devtools.simulator.app`.
 """
 
-from bridge.devtools.simulator.app import (
-    Simulator,
+from bridge.devtools.simulator.app import Simulator, create_app
+from bridge.devtools.simulator.faults import Decision, Faults, FaultSettings
+from bridge.devtools.simulator.options import (
     SimulatorOptions,
     api_base,
-    create_app,
     demo_config,
     point_config_at,
 )
-from bridge.devtools.simulator.faults import Decision, Faults, FaultSettings
 from bridge.devtools.simulator.server import running_simulator
 from bridge.devtools.simulator.state import SimState, StockSeed
 

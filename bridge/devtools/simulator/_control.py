@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.devtools.simulator.state import StockSeed
-from bridge.devtools.simulator.webhooks import variant_webhook
+from bridge.devtools.simulator.faults import Faults
+from bridge.devtools.simulator.options import SimulatorOptions
+from bridge.devtools.simulator.state import Change, ShopState, SimState, StockSeed
+from bridge.devtools.simulator.webhooks import WebhookEmitter
 
-if TYPE_CHECKING:
-    from bridge.devtools.simulator.app import Simulator
+
+class Simulator(Protocol):
+    """What ``/_sim`` steers (``bridge.devtools.simulator.app.Simulator``)."""
+
+    state: SimState
+    faults: Faults
+    options: SimulatorOptions
+    emitter: WebhookEmitter | None
+
+    def reset(self) -> None: ...
+
+    def echo(self, shop: ShopState, changes: Iterable[Change]) -> None: ...
+
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -134,9 +147,7 @@ def routes(sim: Simulator) -> list[Route]:
         changes = state.sale(shop, variant, quantity)
         if changes is None:
             return _json(409, {"error": "insufficient stock", "available": old})
-        if sim.emitter is not None:
-            for change in changes:
-                sim.emitter.emit(variant_webhook(shop.spec, change.variant, change.old))
+        sim.echo(shop, changes)
         payload = {"shop": shop.spec.id, "variant": variant_id, "old": old, "new": variant.quantity}
         return _json(200, payload)
 

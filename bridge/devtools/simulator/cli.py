@@ -7,8 +7,9 @@ import sys
 from typing import Any
 
 from bridge.config import load_config
-from bridge.devtools.simulator.app import SimulatorOptions, create_app, demo_config, demo_options
+from bridge.devtools.simulator.app import create_app
 from bridge.devtools.simulator.faults import FaultSettings
+from bridge.devtools.simulator.options import SimulatorOptions, demo_config, demo_options
 from bridge.devtools.simulator.server import SIMULATOR_SERVER_OPTIONS
 from bridge.errors import ConfigError
 from bridge.serve import run as run_loop
@@ -58,7 +59,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="fraction answered with a spurious 429",
     )
-    parser.add_argument("--seed", type=int, default=None, help="fault injection RNG seed")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="RNG seed of fault injection and --drop-webhooks"
+    )
+    parser.add_argument(
+        "--drop-webhooks",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="fraction (0..1) of the webhooks sent back after writes and sales that are dropped "
+        "(counted as webhooks_dropped in /_sim/stats)",
+    )
     parser.add_argument(
         "--webhooks-to", metavar="URL", help="ingress base URL to post the platform webhooks to"
     )
@@ -90,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         options = SimulatorOptions(
             no_sync_groups=frozenset(args.no_sync_groups),
             webhooks_to=args.webhooks_to,
+            drop_webhooks=args.drop_webhooks,
             token_ttl=args.token_ttl,
             initial_stock=base.initial_stock,
         )

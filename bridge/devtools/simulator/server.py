@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bridge.config import Config
-from bridge.devtools.simulator.app import SimulatorOptions, create_app, demo_options
+from bridge.devtools.simulator.app import create_app
 from bridge.devtools.simulator.faults import FaultSettings
+from bridge.devtools.simulator.options import SimulatorOptions, demo_options
 from bridge.serve import running_server
 
 # The simulator speaks plain HTTP/1.1 to loopback clients: no websockets, no proxy headers.
@@ -33,6 +34,7 @@ async def running_simulator(
     latency_jitter_ms: float = 0.0,
     rate_429: float = 0.0,
     webhooks_to: str | None = None,
+    drop_webhooks: float = 0.0,
     no_sync_groups: Iterable[str] = (),
     token_ttl: float = 3600.0,
 ) -> AsyncIterator[str]:
@@ -51,6 +53,7 @@ async def running_simulator(
     options = SimulatorOptions(
         no_sync_groups=frozenset(no_sync_groups),
         webhooks_to=webhooks_to,
+        drop_webhooks=drop_webhooks,
         token_ttl=token_ttl,
         initial_stock=demo_options().initial_stock if config is None else (),
     )

@@ -174,6 +174,7 @@ class ShopState:
         "seen",
         "spec",
         "variants",
+        "webhooks_dropped",
     )
 
     def __init__(self, spec: SimShop) -> None:
@@ -186,6 +187,7 @@ class ShopState:
         self.applied = 0
         self.rejected_429 = 0
         self.replays = 0
+        self.webhooks_dropped = 0  # by ``--drop-webhooks``, not by a full queue
 
     def receive(self, now: float) -> None:
         """Count an API request on arrival (``now`` monotonic), whatever its answer."""
@@ -198,6 +200,7 @@ class ShopState:
         self.limiter.clear()
         self.seen.clear()
         self.requests = self.applied = self.rejected_429 = self.replays = 0
+        self.webhooks_dropped = 0
 
 
 # seq, t, shop, method, path, status, idempotency_key, replay, applied
@@ -288,6 +291,7 @@ class SimState:
                 "429": s.rejected_429,
                 "replays": s.replays,
                 "max_in_any_1s": s.seen.max,
+                "webhooks_dropped": s.webhooks_dropped,
             }
             for sid, s in self.shops.items()
         }

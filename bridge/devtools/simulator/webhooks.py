@@ -1,8 +1,10 @@
 """The platform's webhook after a stock change, posted to an ingress in the background.
 
-Payload builders are pure; :class:`WebhookEmitter` owns the HTTP client and a few bounded queues
-(one worker each, a shop always on the same queue so its webhooks keep their order). A full queue
-drops the webhook and says so in the log: the API answer never waits for a webhook.
+Bodies have each simulated platform's shape; event names, headers and signatures come from the
+platform's plugin (``Platform.stock_event``, ``Platform.sign``). Payload builders are pure;
+:class:`WebhookEmitter` owns the HTTP client and a few bounded queues (one worker each, a shop
+always on the same queue so its webhooks keep their order). A full queue drops the webhook and
+says so in the log: the API answer never waits for a webhook.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
-import hmac
 import math
 import zlib
 from dataclasses import dataclass
@@ -20,12 +20,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import httpx
 import orjson
 
+from bridge import platforms
 from bridge.devtools.simulator.state import SimShop, Variant
 from bridge.log import get_logger
 
 TAIPEI = timezone(timedelta(hours=8), "Asia/Taipei")  # no daylight saving since 1979
-CYBERBIZ_EVENT = "variants/update"
-BENTOWEB_EVENT = "variant.update"
 
 log = get_logger(__name__)
 
@@ -59,8 +58,16 @@ def platform_id(value: str | None) -> int | str:
     return value
 
 
-def hmac_hex(secret: str, data: bytes) -> str:
-    return hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
+def _signed(shop: SimShop, body: bytes, wall: float) -> Outgoing:
+    """The platform's stock-change webhook for ``body``, signed by the platform's plugin."""
+    plugin = platforms.get(shop.platform)
+    event = plugin.stock_event
+    if event is None:
+        raise ValueError(f"platform {shop.platform!r} sends no stock webhook")
+    signed = plugin.sign(shop.webhook_secret or "", shop.id, body, event, wall)
+    headers = {"content-type": "application/json"}
+    headers.update({name.lower(): value for name, value in signed.headers.items()})
+    return Outgoing(shop.id, f"/webhooks/{shop.id}{signed.suffix}", headers, body)
 
 
 def cyberbiz_variant_webhook(shop: SimShop, variant: Variant) -> Outgoing:
@@ -76,18 +83,7 @@ def cyberbiz_variant_webhook(shop: SimShop, variant: Variant) -> Outgoing:
             "updated_at": taipei_time(variant.updated_at),
         }
     )
-    domain = f"{shop.id}.cyberbiz.co"
-    secret = shop.webhook_secret or ""
-    headers = {
-        "content-type": "application/json",
-        "user-agent": "CyberbizAppWebhook/1.0",
-        "x-cyberbiz-event": CYBERBIZ_EVENT,
-        "x-cyberbiz-hmac-sha256": hmac_hex(secret, body),
-        "x-cyberbiz-domain": domain,
-        "x-cyberbiz-domain-hmac-sha256": hmac_hex(secret, domain.encode()),
-        "x-cyberbiz-shop-domain": f"{shop.id}.example.com",
-    }
-    return Outgoing(shop.id, f"/webhooks/{shop.id}", headers, body)
+    return _signed(shop, body, variant.updated_at)
 
 
 def bentoweb_variant_webhook(shop: SimShop, variant: Variant, old_stock: int) -> Outgoing:
@@ -108,11 +104,11 @@ def bentoweb_variant_webhook(shop: SimShop, variant: Variant, old_stock: int) ->
             "active": 1,
         }
     )
-    headers = {"content-type": "application/json", "x-webhook-token": shop.webhook_secret or ""}
-    return Outgoing(shop.id, f"/webhooks/{shop.id}/{BENTOWEB_EVENT}", headers, body)
+    return _signed(shop, body, variant.updated_at)
 
 
 def variant_webhook(shop: SimShop, variant: Variant, old_stock: int) -> Outgoing:
+    """The stock-change webhook the shop's platform sends (body shape per simulated platform)."""
     if shop.platform == "cyberbiz":
         return cyberbiz_variant_webhook(shop, variant)
     return bentoweb_variant_webhook(shop, variant, old_stock)

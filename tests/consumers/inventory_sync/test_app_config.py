@@ -61,7 +61,7 @@ def test_members_carry_buffer_source_and_group_variants() -> None:
         ),
         (
             '{ shop = "bento-bkk", variant = "1", variants = ["2"] }',
-            "sync_groups[0].members[0].variants: is only for a 'cyberbiz_group' member",
+            "sync_groups[0].members[0].variants: is only for a member that is a platform's group",
         ),
         (
             '{ shop = "cb-taipei", cyberbiz_group = "7", variants = ["1"] }',

@@ -36,11 +36,7 @@ class Reader:
         self.owner, self.shop = levels, shop
 
     async def get_stock(self, target: StockTarget) -> int:
-        key = (
-            f"group:{target.cyberbiz_group}"
-            if target.cyberbiz_group
-            else f"variant:{target.variant}"
-        )
+        key = target.key
         self.owner.asked.append((self.shop, key))
         self.owner.tick()
         if self.shop in self.owner.failing:

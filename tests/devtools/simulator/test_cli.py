@@ -44,6 +44,17 @@ def test_register_parses_every_fault_option() -> None:
     )  # fmt: skip
 
 
+def test_drop_webhooks_is_parsed() -> None:
+    """--drop-webhooks RATE lands as a float; the default drops nothing."""
+    assert (0.25, 0.0) == (parse("--drop-webhooks", "0.25").drop_webhooks, parse().drop_webhooks)
+
+
+def test_out_of_range_drop_rate_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """A drop rate above 1 is refused before anything listens."""
+    assert 2 == cli.main(["--drop-webhooks", "1.5", "--port", "0"])
+    assert "drop_webhooks" in capsys.readouterr().err
+
+
 def test_missing_config_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     """A --config that does not exist is reported on stderr with exit code 2."""
     assert 2 == cli.main(["--config", "/nonexistent/bridge.toml", "--port", "0"])

@@ -210,6 +210,18 @@ async def test_bentoweb_token_then_write(client: httpx.AsyncClient) -> None:
     assert (200, {"variant_id": 753758, "stock": 12}) == (response.status_code, response.json())
 
 
+async def test_bentoweb_get_reads_a_variant_without_writing(client: httpx.AsyncClient) -> None:
+    """GET /product-variant/{id} answers its stock, applies nothing; an unknown one is 404."""
+    await client.post("/_sim/stock", json={"shop": "bw-1", "variants": {"77": 6}})
+    headers = {"Authorization": f"Bearer {await bento_token(client)}"}
+    known = await client.get("/bentoweb/bw-1/product-variant/77", headers=headers)
+    unknown = await client.get("/bentoweb/bw-1/product-variant/78", headers=headers)
+    stats = (await client.get("/_sim/stats")).json()["bw-1"]
+    assert (200, {"variant_id": 77, "stock": 6}, 404, 0) == (
+        known.status_code, known.json(), unknown.status_code, stats["applied"],
+    )  # fmt: skip
+
+
 async def test_bentoweb_accepts_basic_client_credentials(client: httpx.AsyncClient) -> None:
     """The client id and secret may come as HTTP Basic auth instead of form fields."""
     response = await client.post(

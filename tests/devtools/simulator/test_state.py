@@ -124,7 +124,10 @@ def test_record_counts_429_replays_and_applied_writes() -> None:
     state.record("cb", "PUT", "/p", 200, t=0.0, applied=True)
     state.record("cb", "PUT", "/p", 429, t=0.1)
     state.record("cb", "PUT", "/p", 200, t=0.2, replay=True)
-    expected = {"requests": 3, "applied": 1, "429": 1, "replays": 1, "max_in_any_1s": 3}
+    expected = {
+        "requests": 3, "applied": 1, "429": 1, "replays": 1, "max_in_any_1s": 3,
+        "webhooks_dropped": 0,
+    }  # fmt: skip
     assert expected == state.stats()["cb"]
 
 

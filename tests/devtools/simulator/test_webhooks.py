@@ -185,3 +185,61 @@ async def test_unreachable_ingress_never_fails_the_api_answer() -> None:
             await simulator.emitter.drain()
         counters = (await client.get("/_sim/webhooks")).json()
     assert (200, 1, 0) == (response.status_code, counters["failed"], counters["sent"])
+
+
+async def _writes_with_drops(ingress: str, rate: float, seed: int, writes: int) -> int:
+    """``writes`` PUTs through a simulator dropping ``rate`` of its echoes; the dropped count."""
+    options = SimulatorOptions(webhooks_to=ingress, drop_webhooks=rate)
+    app = create_app(CONFIG, options=options, seed=seed)
+    simulator = app.state.simulator
+    async with running_server(app) as url, httpx.AsyncClient(base_url=url) as client:
+        path = "/cyberbiz/cb-fast/v1/products/1001/product_variants/5001"
+        for quantity in range(1, writes + 1):
+            response = await client.put(path, json={"inventory_quantity": quantity}, headers=AUTH)
+            assert 200 == response.status_code
+        async with asyncio.timeout(10):
+            await simulator.emitter.drain()
+        dropped: int = (await client.get("/_sim/stats")).json()["cb-fast"]["webhooks_dropped"]
+    return dropped
+
+
+async def test_drop_webhooks_drops_that_share_and_counts_it(
+    receiver: tuple[Receiver, str],
+) -> None:
+    """--drop-webhooks 0.5 sends about half the echoes; sent + dropped is every write."""
+    rec, ingress = receiver
+    dropped = await _writes_with_drops(ingress, 0.5, seed=7, writes=40)
+    assert (40, True) == (len(rec.received) + dropped, 8 <= dropped <= 32)
+
+
+async def test_drop_webhooks_is_reproducible_with_a_seed(
+    receiver: tuple[Receiver, str],
+) -> None:
+    """The same seed drops the same webhooks: the same levels arrive, run after run."""
+    rec, ingress = receiver
+    await _writes_with_drops(ingress, 0.3, seed=11, writes=20)
+    first = [orjson.loads(r.body)["inventory_quantity"] for r in rec.received]
+    rec.received.clear()
+    await _writes_with_drops(ingress, 0.3, seed=11, writes=20)
+    second = [orjson.loads(r.body)["inventory_quantity"] for r in rec.received]
+    assert (first, True) == (second, len(first) < 20)
+
+
+async def test_drop_webhooks_applies_to_sales(receiver: tuple[Receiver, str]) -> None:
+    """A sale's webhook is subject to the drop rate too (1.0: none is sent, one is counted)."""
+    rec, ingress = receiver
+    app = create_app(CONFIG, options=SimulatorOptions(webhooks_to=ingress, drop_webhooks=1.0))
+    simulator = app.state.simulator
+    async with running_server(app) as url, httpx.AsyncClient(base_url=url) as client:
+        await client.post("/_sim/stock", json={"shop": "cb-1", "variants": {"5": 3}})
+        sale = await client.post("/_sim/sale", json={"shop": "cb-1", "variant": "5"})
+        async with asyncio.timeout(10):
+            await simulator.emitter.drain()
+        stats = (await client.get("/_sim/stats")).json()["cb-1"]
+    assert (200, 1, []) == (sale.status_code, stats["webhooks_dropped"], rec.received)
+
+
+def test_drop_rate_outside_zero_to_one_is_refused() -> None:
+    """A drop rate of 1.5 is a ValueError naming drop_webhooks."""
+    with pytest.raises(ValueError, match="drop_webhooks"):
+        SimulatorOptions(drop_webhooks=1.5)
