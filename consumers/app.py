@@ -54,7 +54,9 @@ class ConsumerApp(Protocol):
         """Handle records of one partition (offset order) inside ``tx``.
 
         Raising rolls ``tx`` back. What it returns is published after the commit and before the
-        offset commit (so a crash in between publishes it again: at-least-once).
+        offset commit (so a crash in between publishes it again: at-least-once). Be idempotent:
+        records come again after a crash or rebalance, and a batch that keeps failing is handed
+        over again one record at a time (each in a savepoint) to find the record that fails.
         """
 
     async def stop(self) -> None:

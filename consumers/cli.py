@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry
-
+from bridge import serve
 from bridge.config import Config, load_config
 from bridge.errors import ConfigError
-from bridge.log import get_logger
-from bridge.ops import ops_app
-from bridge.serve import run, running_server, stop_on_signals
-from consumers import registry
+from consumers import registry, runtime
 from consumers.app import AppSpec
-from consumers.metrics import ConsumerMetrics
-from consumers.runtime import Runtime, RuntimeOptions
+from consumers.runtime import RuntimeOptions
 
-log = get_logger(__name__)
 DEFAULTS = RuntimeOptions()
 
 
@@ -59,7 +52,7 @@ def _runner(spec: AppSpec) -> Callable[[argparse.Namespace], int]:
             raise ConfigError("--poison-after", "must be at least 1")
         config = load_config(args.config)
         options = RuntimeOptions(poison_after=args.poison_after)
-        run(_main(spec, config, options, args.metrics_host, args.metrics_port))
+        serve.run(_main(spec, config, options, args.metrics_host, args.metrics_port))
         return 0
 
     return run_app
@@ -69,20 +62,7 @@ async def _main(
     spec: AppSpec, config: Config, options: RuntimeOptions, host: str, port: int
 ) -> None:
     stop = asyncio.Event()
-    prometheus = CollectorRegistry()
-    consumer_app = spec.create()
-    own = getattr(
-        consumer_app, "metrics_registry", None
-    )  # an app's own metrics, served on /metrics too
-    if isinstance(own, CollectorRegistry):
-        prometheus.register(own)
-    runtime = Runtime(
-        consumer_app, config, options=options, metrics=ConsumerMetrics.create(prometheus)
-    )
-    with stop_on_signals(stop):
-        async with contextlib.AsyncExitStack() as stack:
-            if port:
-                app = ops_app(prometheus, runtime.readiness)
-                url = await stack.enter_async_context(running_server(app, host=host, port=port))
-                log.info("consumer_metrics_listening", url=url, app=spec.name)
-            await runtime.run(stop)
+    with serve.stop_on_signals(stop):
+        await runtime.run(
+            spec.create(), config, stop, options=options, metrics_host=host, metrics_port=port
+        )

@@ -8,6 +8,7 @@ idempotency (outbox keys, event ids) makes that harmless. A failed batch is read
 first offset after ``retry_delay``; after ``poison_after`` failures in a row it is handled record
 by record, and a record that fails alone is dead-lettered (``poison_record``) so the partition
 moves on. SIGTERM: the batch in hand finishes and is committed, the consumer leaves the group.
+:func:`run` adds the probes and metrics server (``/healthz``, ``/readyz``, ``/metrics``).
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from bridge.config import Config
 from bridge.kafka.consumer import KafkaConsumer, Partition
 from bridge.kafka.publisher import KafkaPublisher, Publisher
 from bridge.kafka.records import Record
 from bridge.kafka.topics import Topics
 from bridge.log import get_logger
+from bridge.ops import ops_app
 from bridge.outbox.store import OutboxStore, OutboxTx, open_store
+from bridge.serve import running_server
 from consumers.app import AppContext, ConsumerApp, Outgoing
 from consumers.dead_letters import dead_letter
 from consumers.metrics import ConsumerMetrics
@@ -261,7 +266,20 @@ async def run(
     started: asyncio.Event | None = None,
     *,
     options: RuntimeOptions | None = None,
-    metrics: ConsumerMetrics | None = None,
+    metrics_host: str = "127.0.0.1",
+    metrics_port: int = 0,
 ) -> None:
-    """Run ``app`` until ``stop`` is set (for embedding, e.g. ``commerce-bridge dev``)."""
-    await Runtime(app, config, options=options, metrics=metrics).run(stop, started)
+    """Run ``app`` until ``stop`` is set, serving ``/healthz``, ``/readyz`` and ``/metrics`` on
+    ``metrics_port`` unless it is 0."""
+    registry = CollectorRegistry()
+    own = getattr(app, "metrics_registry", None)  # an app's own metrics, on /metrics too
+    if isinstance(own, CollectorRegistry):
+        registry.register(own)
+    runtime = Runtime(app, config, options=options, metrics=ConsumerMetrics.create(registry))
+    async with contextlib.AsyncExitStack() as stack:
+        if metrics_port:
+            ops = ops_app(registry, runtime.readiness)
+            server = running_server(ops, host=metrics_host, port=metrics_port)
+            url = await stack.enter_async_context(server)
+            runtime.log.info("consumer_metrics_listening", url=url)
+        await runtime.run(stop, started)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,7 @@ from bridge.kafka.records import Record
 from bridge.kafka.topics import Topics
 from bridge.outbox.store import OutboxStore, OutboxTx
 from consumers.app import AppContext, Outgoing
+from consumers.runtime import Runtime
 from tests.support import make_config
 
 DLQ_SCHEMA = Draft202012Validator(
@@ -57,7 +59,7 @@ class Recorder:
         for record in records:
             self.tries[record.position] += 1
             self.got.append(record)
-            await tx.put_state(NAMESPACE, record.position, record.offset)
+            await tx.put_state(NAMESPACE, record.position, {"value": record.value})
             if self.fails(record):
                 raise RuntimeError(f"cannot handle {record.position}")
         return []
@@ -90,6 +92,11 @@ async def produce(
         await producer.stop()
 
 
+async def all_committed(config: Config, group: str, topic: str, n: int) -> bool:
+    """Whether ``group`` committed ``n`` records of ``topic`` in all (a fresh topic)."""
+    return n == sum((await committed(config.kafka.bootstrap_servers, group, topic)).values())
+
+
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
@@ -106,3 +113,62 @@ async def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     finally:
         await admin.close()
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+async def run_until(runtime: Runtime, done: Callable[[], Awaitable[bool]]) -> None:
+    """Run ``runtime`` until ``done()`` holds, then stop it (SIGTERM's path) and wait for it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+
+    async def finished() -> bool:
+        if task.done():
+            task.result()  # raises what the runtime raised
+            raise AssertionError("the runtime stopped by itself")
+        return await done()
+
+    try:
+        await until(finished)
+    finally:
+        stop.set()
+        await task
+
+
+def command(n: int) -> bytes:
+    return orjson.dumps(
+        {
+            "id": f"load-{n}",
+            "shop": "cb-taipei",
+            "kind": "set_stock",
+            "target": {"variant": f"v{n}"},
+            "payload": {"quantity": n},
+            "idempotency_key": f"load-{n}",
+        }
+    )
+
+
+class Stream:
+    """A steady stream of commands; remembers where each one landed."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+        self.topic = topic
+        self.placed: dict[tuple[int, int], str] = {}
+        self.stop = asyncio.Event()
+
+    async def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            acks = [
+                (
+                    f"load-{i}",
+                    await self.producer.send(self.topic, command(i), key=f"k{i}".encode()),
+                )
+                for i in range(n, n + 20)
+            ]
+            n += 20
+            for key, ack in acks:
+                meta = await ack
+                self.placed[(meta.partition, meta.offset)] = key
+            # pacing the stream (about 1,000 commands/s), not waiting for anything
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 0.02)

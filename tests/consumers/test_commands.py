@@ -19,7 +19,7 @@ from bridge.config import Config, OutboxConfig
 from bridge.kafka.consumer import decode_record
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import Topics
-from bridge.outbox.store import AddResult, NewWrite, OutboxStore, Status, open_store
+from bridge.outbox.store import AddResult, NewWrite, OutboxStore, OutboxTx, Status, open_store
 from consumers import runtime
 from consumers.app import AppContext
 from consumers.commands import CommandsApp
@@ -181,7 +181,7 @@ async def test_an_idempotency_conflict_is_dead_lettered_not_dropped() -> None:
     raw = command(1, "key-1")
     record = decode_record(topics.commands, 2, 7, b"cb-taipei:5001", raw, [], 0)
 
-    (letter,) = await app.handle(_ConflictingTx(), [record])
+    (letter,) = await app.handle(cast(OutboxTx, _ConflictingTx()), [record])
 
     document = orjson.loads(letter.value)
     assert [] == [e.message for e in DLQ_SCHEMA.iter_errors(document)]
