@@ -99,7 +99,7 @@ class InventorySyncApp:
         log.info("inventory_sync_started", groups=groups, reconcile_interval=interval)
         if interval > 0 and groups:
             self._reconciler = Reconciler(
-                ctx, self._directory, self.reporter, self._client, interval, self.clock
+                ctx, self._directory, self.reporter, self.client, interval, self.clock
             )
             self._reconciler.start()
 
@@ -167,7 +167,8 @@ class InventorySyncApp:
         lines[item.line_key] = new_line
         return state, outcome
 
-    def _client(self, shop: str) -> object:
+    def client(self, shop: str) -> object:
+        """The API client of ``shop`` (on the app's HTTP client)."""
         return client_for(self.ctx.config.shops[shop], self.http)
 
     async def _resolve_groups(self, directory: Directory) -> Directory:
@@ -176,7 +177,7 @@ class InventorySyncApp:
         for m in directory.groups_without_variants():
             group_id = m.platform_group or ""
             try:
-                variants = await api.group_variants(self._client(m.shop), m.shop, group_id)
+                variants = await api.group_variants(self.client(m.shop), m.shop, group_id)
             except PlatformError as exc:
                 log.warning(
                     "sync_group_variants_unknown",
