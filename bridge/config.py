@@ -195,7 +195,7 @@ class _Reader:
             {
                 "bootstrap_servers", "topic_prefix", "partitions", "replication_factor",
                 "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password",
-                "linger_ms",
+                "ssl_cafile", "linger_ms",
             },
         )  # fmt: skip
         d = KafkaConfig()
@@ -227,8 +227,17 @@ class _Reader:
             sasl_mechanism=mechanism,
             sasl_username=self.optional_secret(raw, k, "sasl_username"),
             sasl_password=self.optional_secret(raw, k, "sasl_password"),
+            ssl_cafile=self._cafile(raw, k),
             linger_ms=self.integer(raw, k, "linger_ms", d.linger_ms, minimum=0),
         )
+
+    def _cafile(self, raw: Mapping[str, Any], k: str) -> str | None:
+        value = raw.get("ssl_cafile")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not Path(value).is_file():
+            raise ConfigError(f"{k}.ssl_cafile", f"must name a readable CA file, got {value!r}")
+        return value
 
     def ingress(self, raw: dict[str, Any]) -> IngressConfig:
         k = "ingress"

@@ -31,6 +31,7 @@ class KafkaConfig:
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None  # CA bundle for SSL/SASL_SSL; None: the system's
     linger_ms: int = 5
 
 

@@ -89,7 +89,8 @@ def client_options(cfg: KafkaConfig) -> dict[str, Any]:
         "security_protocol": cfg.security_protocol,
     }
     if cfg.security_protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = create_ssl_context()  # the system CA bundle
+        # The system CA bundle unless kafka.ssl_cafile names one.
+        options["ssl_context"] = create_ssl_context(cafile=cfg.ssl_cafile)
     if cfg.security_protocol.startswith("SASL_"):
         options["sasl_mechanism"] = cfg.sasl_mechanism
         options["sasl_plain_username"] = cfg.sasl_username

@@ -39,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing.add_argument("--limit", type=positive_int, default=50, metavar="N")
     listing.set_defaults(func=cmd_list)
 
-    retry = commands.add_parser("retry", parents=[common], help="send dead rows again")
+    retry = commands.add_parser(
+        "retry", parents=[common], help="send dead rows again (ends their shops' Retry-After wait)"
+    )
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("id", nargs="?", type=positive_int, metavar="ID", help="one dead row")
     which.add_argument("--all-dead", action="store_true", help="every dead row (of --shop)")

@@ -84,8 +84,11 @@ class SQLTx:
             "superseding": bool(write.supersedes), "priority": write.priority, "now": now,
         }  # fmt: skip
         inserted = await self._session.fetch(s.insert, params)
-        if not inserted:
-            return await self._known(write)
+        while not inserted:  # the key is known, unless its row was purged in between
+            known = await self._known(write)
+            if known is not None:
+                return known
+            inserted = await self._session.fetch(s.insert, params)
         new_id = int(inserted[0]["id"])
         if not write.supersedes:
             return AddResult(id=new_id)
@@ -95,10 +98,16 @@ class SQLTx:
             await self._session.execute(s.record_superseded, {"old": superseded, "id": new_id})
         return AddResult(id=new_id, superseded=superseded)
 
-    async def _known(self, write: NewWrite) -> AddResult:
-        """The shop already has this key: a duplicate if the content agrees, else a conflict."""
+    async def _known(self, write: NewWrite) -> AddResult | None:
+        """The shop has this key: a duplicate if the content agrees, else a conflict.
+
+        None when the row vanished meanwhile (purged), so the caller inserts again.
+        """
         params = {"shop": write.shop, "key": write.idempotency_key}
-        (row,) = await self._session.fetch(self._sql.existing, params)
+        rows = await self._session.fetch(self._sql.existing, params)
+        if not rows:
+            return None
+        row = rows[0]
         same = (row["kind"], row["target"], self._sql.dialect.decode_json(row["payload"])) == (
             write.kind,
             write.target,

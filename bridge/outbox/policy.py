@@ -71,31 +71,78 @@ _REVIVE = "status = 'pending', attempts = 0, next_attempt_at = :now, updated_at 
 
 
 class Statements:
-    """Every statement the stores run, built once for one dialect."""
+    """Every statement the stores run; the dialect-specific ones are built for one dialect."""
+
+    # -- adding ---------------------------------------------------------------------------------
+    insert = (
+        "INSERT INTO outbox (shop, kind, target, payload, idempotency_key, superseding,"
+        " priority, next_attempt_at, created_at, updated_at) VALUES (:shop, :kind, :target,"
+        " :payload, :key, :superseding, :priority, :now, :now, :now)"
+        " ON CONFLICT (shop, idempotency_key) DO NOTHING RETURNING id"
+    )
+    existing = (
+        "SELECT id, kind, target, payload FROM outbox WHERE shop = :shop AND idempotency_key = :key"
+    )
+    # A new superseding row replaces the *pending* superseding rows of its (shop, target, kind);
+    # a row in flight may be on the wire and is left alone.
+    supersede = (
+        "UPDATE outbox SET status = 'superseded', updated_at = :now"
+        " WHERE shop = :shop AND target = :target AND kind = :kind AND superseding"
+        " AND status = 'pending' AND id < :id RETURNING id"
+    )
+    record_superseded = "UPDATE outbox SET supersedes = :old WHERE id = :id"
+    # -- relay ----------------------------------------------------------------------------------
+    due_shops = f"SELECT DISTINCT o.shop FROM outbox o WHERE {CLAIMABLE} ORDER BY o.shop"
+    mark_done = (
+        f"UPDATE outbox SET status = 'done', done_at = :now, updated_at = :now, {_UNLEASE}"
+        f" WHERE {_LEASED}"
+    )
+    mark_dead = (
+        f"UPDATE outbox SET status = 'dead', last_error = :error, updated_at = :now, {_UNLEASE}"
+        f" WHERE {_LEASED}"
+    )
+    # -- lanes and the bucket -------------------------------------------------------------------
+    acquire_lane = (
+        "INSERT INTO lanes (shop, owner, lease_until) VALUES (:shop, :owner, :until)"
+        " ON CONFLICT (shop) DO UPDATE SET owner = excluded.owner,"
+        " lease_until = excluded.lease_until WHERE lanes.owner IS NULL"
+        " OR lanes.owner = excluded.owner OR lanes.lease_until <= :now RETURNING shop"
+    )
+    release_lane = (
+        "UPDATE lanes SET owner = NULL, lease_until = 0 WHERE shop = :shop AND owner = :owner"
+    )
+    ensure_lane = "INSERT INTO lanes (shop) VALUES (:shop) ON CONFLICT (shop) DO NOTHING"
+    write_tat = "UPDATE lanes SET tat = :tat WHERE shop = :shop"
+    # An operator's retry ends the shop's deferral, so a stuck shop moves at once.
+    unstick_lane = "UPDATE lanes SET not_before = :now WHERE shop = :shop AND not_before > :now"
+    # -- operators ------------------------------------------------------------------------------
+    get = f"SELECT {ROW_COLUMNS} FROM outbox WHERE id = :id"
+    list_rows = (
+        f"SELECT {ROW_COLUMNS} FROM outbox WHERE (CAST(:status AS TEXT) IS NULL OR"
+        " status = :status) AND (CAST(:shop AS TEXT) IS NULL OR shop = :shop)"
+        " ORDER BY id DESC LIMIT :limit"
+    )
+    retry = (
+        f"UPDATE outbox SET {_REVIVE} WHERE id = :id AND status = 'dead' AND NOT ({OUTDATED})"
+        " RETURNING shop"
+    )
+    retry_all_dead = (
+        f"UPDATE outbox SET {_REVIVE} WHERE status = 'dead'"
+        f" AND (CAST(:shop AS TEXT) IS NULL OR shop = :shop) AND NOT ({OUTDATED}) RETURNING shop"
+    )
+    purge = f"DELETE FROM outbox WHERE status IN {_TERMINAL} AND updated_at < :cutoff"
+    counts = "SELECT shop, status, COUNT(*) AS n FROM outbox GROUP BY shop, status"
+    # -- consumer state -------------------------------------------------------------------------
+    get_state = "SELECT value FROM consumer_state WHERE namespace = :namespace AND key = :key"
+    put_state = (
+        "INSERT INTO consumer_state (namespace, key, value) VALUES (:namespace, :key, :value)"
+        " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value"
+    )
+    # -- migrations -----------------------------------------------------------------------------
+    schema_version = "SELECT COALESCE(MAX(version), 0) AS v FROM schema_version"
 
     def __init__(self, d: Dialect) -> None:
         self.dialect = d
-        # -- adding ------------------------------------------------------------------------
-        self.insert = (
-            "INSERT INTO outbox (shop, kind, target, payload, idempotency_key, superseding,"
-            " priority, next_attempt_at, created_at, updated_at) VALUES (:shop, :kind, :target,"
-            " :payload, :key, :superseding, :priority, :now, :now, :now)"
-            " ON CONFLICT (shop, idempotency_key) DO NOTHING RETURNING id"
-        )
-        self.existing = (
-            "SELECT id, kind, target, payload FROM outbox"
-            " WHERE shop = :shop AND idempotency_key = :key"
-        )
-        # A new superseding row replaces the *pending* superseding rows of its (shop, target,
-        # kind); a row in flight may be on the wire and is left alone.
-        self.supersede = (
-            "UPDATE outbox SET status = 'superseded', updated_at = :now"
-            " WHERE shop = :shop AND target = :target AND kind = :kind AND superseding"
-            " AND status = 'pending' AND id < :id RETURNING id"
-        )
-        self.record_superseded = "UPDATE outbox SET supersedes = :old WHERE id = :id"
-        # -- relay -------------------------------------------------------------------------
-        self.due_shops = f"SELECT DISTINCT o.shop FROM outbox o WHERE {CLAIMABLE} ORDER BY o.shop"
         self.claim = (
             f"WITH picked AS MATERIALIZED (SELECT o.id FROM outbox o WHERE o.shop = :shop AND"
             f" {CLAIMABLE} ORDER BY {CLAIM_ORDER} LIMIT :limit{d.skip_locked})"
@@ -103,71 +150,19 @@ class Statements:
             " attempts = attempts + 1, updated_at = :now"
             f" WHERE id IN (SELECT id FROM picked) RETURNING {ROW_COLUMNS}"
         )
-        self.mark_done = (
-            f"UPDATE outbox SET status = 'done', done_at = :now, updated_at = :now, {_UNLEASE}"
-            f" WHERE {_LEASED}"
-        )
         # A failed row goes back to pending, unless a newer row replaced it meanwhile.
         self.mark_retry = (
             f"UPDATE outbox SET status = CASE WHEN {OUTDATED} THEN 'superseded' ELSE 'pending'"
             " END, next_attempt_at = :next, last_error = :error, updated_at = :now,"
             f" attempts = {d.greatest}(attempts - :undo, 0), {_UNLEASE} WHERE {_LEASED}"
         )
-        self.mark_dead = (
-            f"UPDATE outbox SET status = 'dead', last_error = :error, updated_at = :now,"
-            f" {_UNLEASE} WHERE {_LEASED}"
-        )
-        # -- lanes and the bucket ----------------------------------------------------------
-        self.acquire_lane = (
-            "INSERT INTO lanes (shop, owner, lease_until) VALUES (:shop, :owner, :until)"
-            " ON CONFLICT (shop) DO UPDATE SET owner = excluded.owner,"
-            " lease_until = excluded.lease_until WHERE lanes.owner IS NULL"
-            " OR lanes.owner = excluded.owner OR lanes.lease_until <= :now RETURNING shop"
-        )
-        self.release_lane = (
-            "UPDATE lanes SET owner = NULL, lease_until = 0 WHERE shop = :shop AND owner = :owner"
-        )
-        self.ensure_lane = "INSERT INTO lanes (shop) VALUES (:shop) ON CONFLICT (shop) DO NOTHING"
         self.read_bucket = f"SELECT tat, not_before FROM lanes WHERE shop = :shop{d.lock_row}"
-        self.write_tat = "UPDATE lanes SET tat = :tat WHERE shop = :shop"
         # A later deadline wins, but none lies more than max_defer past now (:cap).
         self.defer = (
             "INSERT INTO lanes (shop, not_before) VALUES (:shop, :until) ON CONFLICT (shop)"
             f" DO UPDATE SET not_before = {d.least}({d.greatest}(lanes.not_before,"
             " excluded.not_before), :cap)"
         )
-        # An operator's retry ends the shop's deferral, so a stuck shop moves at once.
-        self.unstick_lane = (
-            "UPDATE lanes SET not_before = :now WHERE shop = :shop AND not_before > :now"
-        )
-        # -- operators ---------------------------------------------------------------------
-        self.get = f"SELECT {ROW_COLUMNS} FROM outbox WHERE id = :id"
-        self.list_rows = (
-            f"SELECT {ROW_COLUMNS} FROM outbox WHERE (CAST(:status AS TEXT) IS NULL OR"
-            " status = :status) AND (CAST(:shop AS TEXT) IS NULL OR shop = :shop)"
-            " ORDER BY id DESC LIMIT :limit"
-        )
-        self.retry = (
-            f"UPDATE outbox SET {_REVIVE} WHERE id = :id AND status = 'dead'"
-            f" AND NOT ({OUTDATED}) RETURNING shop"
-        )
-        self.retry_all_dead = (
-            f"UPDATE outbox SET {_REVIVE} WHERE status = 'dead'"
-            f" AND (CAST(:shop AS TEXT) IS NULL OR shop = :shop) AND NOT ({OUTDATED})"
-            " RETURNING shop"
-        )
-        self.purge = f"DELETE FROM outbox WHERE status IN {_TERMINAL} AND updated_at < :cutoff"
-        self.counts = "SELECT shop, status, COUNT(*) AS n FROM outbox GROUP BY shop, status"
-        # -- consumer state ----------------------------------------------------------------
-        self.get_state = (
-            "SELECT value FROM consumer_state WHERE namespace = :namespace AND key = :key"
-        )
-        self.put_state = (
-            "INSERT INTO consumer_state (namespace, key, value) VALUES (:namespace, :key, :value)"
-            " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value"
-        )
-        # -- migrations --------------------------------------------------------------------
-        self.schema_version = "SELECT COALESCE(MAX(version), 0) AS v FROM schema_version"
         self.record_version = (
             "INSERT INTO schema_version (version, name, applied_at)"
             f" VALUES (:version, :name, {d.now_sql})"

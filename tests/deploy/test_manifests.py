@@ -1,7 +1,8 @@
 """deploy/: structural checks of the Kustomize tree, against the real CLI parser and config reader.
 
-There is no kubectl/kustomize here, so nothing is rendered: these tests pin facts of the files as
-written (paths, probes, ports, hardening, CLI arguments, config and its secrets).
+These tests pin facts of the files as written (paths, probes, ports, hardening, CLI arguments,
+config and its secrets); tests/deploy/test_render.py and test_validate.py check what Kustomize
+renders from them.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ PROBES: dict[str, dict[str, tuple[str, int]]] = {
 }
 SCRAPE_PORTS = {
     "bridge-ingress": 8080,
-    "bridge-commands": 9102,
     "bridge-inventory-sync": 9103,
+    "bridge-commands": 9102,
     "bridge-relay": 9101,
 }
 HARDENED = {

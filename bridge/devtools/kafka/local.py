@@ -88,18 +88,55 @@ def port_is_free(port: int, host: str = HOST) -> bool:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class SecureListeners:
+    """Extra SASL listeners (SCRAM-SHA-512), as a managed cluster would offer them.
+
+    ``users`` are SCRAM credentials created when the data directory is formatted.
+    ``SASL_PLAINTEXT`` listens on ``sasl_port``; with ``tls_pem`` (a PEM file holding an
+    unencrypted PKCS#8 key and its certificate) ``SASL_SSL`` listens on ``sasl_ssl_port``.
+    The PLAINTEXT listener stays for readiness checks and inter-broker traffic.
+    """
+
+    users: Mapping[str, str]
+    tls_pem: Path | None = None
+    sasl_port: int = 0
+    sasl_ssl_port: int = 0
+
+
 def server_properties(
-    *, log_dirs: Path, port: int, controller_port: int, partitions: int = 3
+    *,
+    log_dirs: Path,
+    port: int,
+    controller_port: int,
+    partitions: int = 3,
+    secure: SecureListeners | None = None,
 ) -> str:
     """Single-node combined KRaft on 127.0.0.1, static quorum: the ports may change per start."""
+    listeners = [f"PLAINTEXT://{HOST}:{port}"]
+    protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+    extra: dict[str, str] = {}
+    if secure is not None:
+        jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        listeners.append(f"SASL_PLAINTEXT://{HOST}:{secure.sasl_port}")
+        protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
+        extra["sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
+        extra["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"] = jaas
+        if secure.tls_pem is not None:
+            listeners.append(f"SASL_SSL://{HOST}:{secure.sasl_ssl_port}")
+            protocols.append("SASL_SSL:SASL_SSL")
+            extra["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"] = jaas
+            extra["listener.name.sasl_ssl.ssl.keystore.type"] = "PEM"
+            extra["listener.name.sasl_ssl.ssl.keystore.location"] = str(secure.tls_pem)
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "listeners": ",".join([*listeners, f"CONTROLLER://{HOST}:{controller_port}"]),
+        "advertised.listeners": ",".join(listeners),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(protocols),
+        **extra,
         "controller.quorum.voters": f"1@{HOST}:{controller_port}",
         "log.dirs": str(log_dirs),
         "num.partitions": str(partitions),
@@ -277,7 +314,9 @@ class LocalKafka:
         stop_timeout: float = 30.0,
         env: Mapping[str, str] | None = None,
         progress: TextIO | None = None,
+        secure: SecureListeners | None = None,
     ) -> None:
+        self.secure = secure
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.version = checked_version(version)
         self.requested_port = port
@@ -321,6 +360,12 @@ class LocalKafka:
         java = find_java(self._env)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port, self.controller_port = self._choose_ports()
+        if self.secure is not None:
+            taken = (self.port, self.controller_port)
+            sasl_port, sasl_ssl_port = [p for p in free_ports(4) if p not in taken][:2]
+            self.secure = SecureListeners(
+                self.secure.users, self.secure.tls_pem, sasl_port, sasl_ssl_port
+            )
         self._write_config(self.port, self.controller_port)
         self._format(java, libs)
         started = time.monotonic()
@@ -424,6 +469,7 @@ class LocalKafka:
                 port=port,
                 controller_port=controller_port,
                 partitions=self.partitions,
+                secure=self.secure,
             ),
             encoding="utf-8",
         )
@@ -440,6 +486,8 @@ class LocalKafka:
             *self._jvm(java, libs), "kafka.tools.StorageTool", "format",
             "-t", cluster_id, "-c", str(self.data_dir / "server.properties"),
         ]  # fmt: skip
+        for user, password in (self.secure.users if self.secure else {}).items():
+            command += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             raise LocalKafkaError(
