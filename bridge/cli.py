@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "bridge.outbox.cli",
     "bridge.relay.cli",
     "consumers.cli",
+    "consumers.inventory_sync.cli",
 )
 
 

@@ -19,14 +19,17 @@ from bridge.errors import ConfigError
 from bridge.privacy import key_id
 from bridge.settings import (
     PRIVACY_MODES,
+    STOCK_SOURCES,
     Config,
     IngressConfig,
+    InventorySyncConfig,
     KafkaConfig,
     OutboxConfig,
     PrivacyConfig,
     PrivacyMode,
     RelayConfig,
     ShopConfig,
+    StockSource,
     SyncGroup,
     SyncMember,
 )
@@ -35,6 +38,7 @@ from bridge.targets import PRODUCT_FIELD, TargetError
 __all__ = [
     "Config",
     "IngressConfig",
+    "InventorySyncConfig",
     "KafkaConfig",
     "OutboxConfig",
     "PrivacyConfig",
@@ -163,8 +167,11 @@ class _Reader:
 
     def config(self, raw: dict[str, Any], source: str) -> Config:
         self.no_extra(
-            raw, "", {"kafka", "ingress", "outbox", "relay", "privacy", "shops", "sync_groups"}
-        )
+            raw,
+            "",
+            {"kafka", "ingress", "outbox", "relay", "privacy", "shops", "sync_groups",
+             "inventory_sync"},
+        )  # fmt: skip
         shops = self.shops(raw.get("shops", []))
         return Config(
             kafka=self.kafka(self.table(raw.get("kafka"), "kafka")),
@@ -174,6 +181,9 @@ class _Reader:
             privacy=self.privacy(self.table(raw.get("privacy"), "privacy")),
             shops=shops,
             sync_groups=self.sync_groups(raw.get("sync_groups", []), shops),
+            inventory_sync=self.inventory_sync(
+                self.table(raw.get("inventory_sync"), "inventory_sync")
+            ),
             source=source,
         )
 
@@ -299,6 +309,16 @@ class _Reader:
             max_retry_after=self.number(raw, k, "max_retry_after", d.max_retry_after, minimum=1.0),
         )
 
+    def inventory_sync(self, raw: dict[str, Any]) -> InventorySyncConfig:
+        k, d = "inventory_sync", InventorySyncConfig()
+        self.no_extra(raw, k, {"reconcile_interval", "echo_timeout"})
+        return InventorySyncConfig(
+            reconcile_interval=self.number(
+                raw, k, "reconcile_interval", d.reconcile_interval, minimum=0.0
+            ),
+            echo_timeout=self.number(raw, k, "echo_timeout", d.echo_timeout, minimum=1.0),
+        )
+
     def privacy(self, raw: dict[str, Any]) -> PrivacyConfig:
         k = "privacy"
         self.no_extra(raw, k, {"mode", "key", "old_keys"})
@@ -360,6 +380,7 @@ class _Reader:
             {
                 "id", "platform", "api_base", "api_token", "client_id", "client_secret",
                 "webhook_secrets", "rate_limit", "burst", "max_request_bytes", "allowed_ips",
+                "stock_source",
             },
         )  # fmt: skip
         shop_id = self.string(item, k, "id", None)
@@ -396,7 +417,16 @@ class _Reader:
                 item, k, "max_request_bytes", d.max_request_bytes, minimum=1
             ),
             allowed_ips=self.strings(item, k, "allowed_ips"),
+            stock_source=self.stock_source(item, k),
         )
+
+    def stock_source(self, raw: Mapping[str, Any], key: str) -> StockSource:
+        value = raw.get("stock_source", "levels")
+        if value == "orders":
+            return "orders"
+        if value != "levels":
+            raise ConfigError(f"{key}.stock_source", f"must be one of {', '.join(STOCK_SOURCES)}")
+        return "levels"
 
     def sync_groups(self, raw: Any, shops: Mapping[str, ShopConfig]) -> tuple[SyncGroup, ...]:
         if not isinstance(raw, list):
@@ -417,13 +447,17 @@ class _Reader:
                 raise ConfigError(f"{k}.members", "needs at least two members")
             members = []
             for j, m in enumerate(members_raw):
-                member = self.member(self.table(m, f"{k}.members[{j}]"), f"{k}.members[{j}]", shops)
-                claim = (member.shop, member.target.key)
-                if claim in claimed:
-                    raise ConfigError(
-                        f"{k}.members[{j}]", f"already a member of sync group {claimed[claim]!r}"
-                    )
-                claimed[claim] = group_id
+                mk = f"{k}.members[{j}]"
+                member = self.member(self.table(m, mk), mk, shops)
+                claims = [(member.shop, member.target.key)]
+                claims += [(member.shop, f"variant:{v}") for v in member.variants]
+                for n, claim in enumerate(claims):
+                    if claim in claimed:
+                        where = f"{mk}.variants" if n else mk
+                        raise ConfigError(
+                            where, f"already a member of sync group {claimed[claim]!r}"
+                        )
+                    claimed[claim] = group_id
                 members.append(member)
             groups.append(SyncGroup(group_id, tuple(members)))
         return tuple(groups)
@@ -431,10 +465,10 @@ class _Reader:
     def member(self, m: dict[str, Any], mk: str, shops: Mapping[str, ShopConfig]) -> SyncMember:
         """``{shop, <target field>, product?}``; the shop's platform says which fields it has."""
         every = platforms.target_codec()
-        self.no_extra(m, mk, {"shop", PRODUCT_FIELD, *every.names})
+        self.no_extra(m, mk, {"shop", PRODUCT_FIELD, "buffer", "variants", *every.names})
         shop = self.string(m, mk, "shop", None)
         if shop not in shops:
-            raise ConfigError(f"{mk}.shop", f"unknown shop {shop!r}")
+            raise ConfigError(f"{mk}.shop", f"unknown shop {shop!r} (known: {', '.join(shops)})")
         values: dict[str, str | None] = {}
         for name in (*every.names, PRODUCT_FIELD):
             value = m.get(name)
@@ -450,4 +484,17 @@ class _Reader:
         if plugin.targets.field(named.name) is None:
             owners = " or ".join(platforms.owners_of(named.name))
             raise ConfigError(f"{mk}.{named.name}", f"only {owners} shops have {named.what}")
-        return SyncMember(shop, plugin.targets.parse(values))
+        target = plugin.targets.parse(values)
+        variants = self.strings_or_ids(m, mk, "variants")
+        if variants and target.kind == "variant":
+            raise ConfigError(f"{mk}.variants", "is only for a member that is a platform's group")
+        buffer = self.integer(m, mk, "buffer", 0, minimum=0)
+        return SyncMember(shop, target, buffer, variants)
+
+    def strings_or_ids(self, raw: Mapping[str, Any], key: str, name: str) -> tuple[str, ...]:
+        value = raw.get(name, [])
+        if not isinstance(value, list) or not all(
+            isinstance(v, str | int) and not isinstance(v, bool) and str(v) for v in value
+        ):
+            raise ConfigError(f"{key}.{name}", "must be a list of ids")
+        return tuple(str(v) for v in value)

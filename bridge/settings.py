@@ -17,6 +17,8 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_OUTBOX_DSN = "sqlite:///var/bridge/outbox.db"
 
 PrivacyMode = Literal["encrypt", "redact", "passthrough"]
+StockSource = Literal["levels", "orders"]
+STOCK_SOURCES = ("levels", "orders")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +94,21 @@ class ShopConfig:
     burst: int = 1
     max_request_bytes: int = DEFAULT_MAX_BODY
     allowed_ips: tuple[str, ...] = ()
+    stock_source: StockSource = "levels"  # what moves inventory-sync pools: level or order events
 
 
 @dataclass(frozen=True, slots=True)
 class SyncMember:
     shop: str
     target: StockTarget
+    buffer: int = 0  # units held back: the member is set to max(0, pool - buffer)
+    variants: tuple[str, ...] = ()  # a platform group's variant ids (else read from its API)
+
+
+@dataclass(frozen=True, slots=True)
+class InventorySyncConfig:
+    reconcile_interval: float = 600.0  # seconds between reconcile passes; 0 = off
+    echo_timeout: float = 300.0  # an un-echoed write older than this is taken as lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     shops: Mapping[str, ShopConfig] = field(default_factory=dict)
     sync_groups: tuple[SyncGroup, ...] = ()
+    inventory_sync: InventorySyncConfig = field(default_factory=InventorySyncConfig)
     source: str = "<defaults>"
 
     def shop(self, shop_id: str) -> ShopConfig | None:

@@ -13,7 +13,7 @@ import importlib
 from bridge.errors import BridgeError
 from consumers.app import AppSpec
 
-APP_MODULES = ("consumers.commands",)
+APP_MODULES = ("consumers.commands", "consumers.inventory_sync.app")
 
 
 def specs() -> list[AppSpec]:

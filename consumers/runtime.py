@@ -272,6 +272,9 @@ async def run(
     """Run ``app`` until ``stop`` is set, serving ``/healthz``, ``/readyz`` and ``/metrics`` on
     ``metrics_port`` unless it is 0."""
     registry = CollectorRegistry()
+    own = getattr(app, "metrics_registry", None)  # an app's own metrics, on /metrics too
+    if isinstance(own, CollectorRegistry):
+        registry.register(own)
     runtime = Runtime(app, config, options=options, metrics=ConsumerMetrics.create(registry))
     async with contextlib.AsyncExitStack() as stack:
         if metrics_port:

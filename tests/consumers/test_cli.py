@@ -28,7 +28,7 @@ def test_consume_help_lists_every_registered_app(capsys: pytest.CaptureFixture[s
     out = " ".join(capsys.readouterr().out.split())
     assert 0 == exited.value.code
     specs = registry.specs()
-    assert ["commands"] == [spec.name for spec in specs]
+    assert ["commands", "inventory-sync"] == [spec.name for spec in specs]
     for spec in specs:
         assert f"{spec.name} {spec.summary}" in out
 
