@@ -29,6 +29,10 @@ COMMANDS: dict[tuple[str, ...], bool] = {
     ("outbox", "purge"): True,
     ("relay",): True,
     ("consume", "commands"): True,
+    ("consume", "inventory-sync"): True,
+    ("sync-groups", "show"): True,
+    ("sync-groups", "set"): True,
+    ("sync-groups", "pull"): True,
 }
 
 

@@ -10,6 +10,7 @@ sleep and every replica agrees on what "due" means only through the database.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, Protocol
@@ -37,6 +38,13 @@ class OutboxTx(Protocol):
 
     async def put_state(self, namespace: str, key: str, value: Any) -> None:
         """Store a JSON-serialisable value under (namespace, key), replacing any previous one."""
+
+    async def first_sent(self, ids: Iterable[int]) -> dict[int, float | None]:
+        """When each known row of ``ids`` was first claimed for sending (None: never).
+
+        A platform can only echo a write after it was sent; inventory sync uses this to tell a
+        sale that happens to leave the value of one of our writes from that write's echo.
+        """
 
     def savepoint(self) -> AbstractAsyncContextManager[OutboxTx]:
         """An exception inside rolls back to the savepoint only; the transaction stays usable."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
@@ -117,6 +117,15 @@ class SQLTx:
             return AddResult(id=int(row["id"]), duplicate=True)
         log.warning("outbox_key_conflict", shop=write.shop, outbox_id=int(row["id"]))
         return AddResult(id=int(row["id"]), conflict=True)
+
+    async def first_sent(self, ids: Iterable[int]) -> dict[int, float | None]:
+        found: dict[int, float | None] = {}
+        for row_id in sorted(set(ids)):
+            rows = await self._session.fetch(self._sql.first_sent, {"id": row_id})
+            if rows:
+                value = rows[0]["first_sent_at"]
+                found[row_id] = None if value is None else float(value)
+        return found
 
     async def get_state(self, namespace: str, key: str) -> Any | None:
         params = {"namespace": namespace, "key": key}

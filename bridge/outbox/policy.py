@@ -83,6 +83,8 @@ class Statements:
     existing = (
         "SELECT id, kind, target, payload FROM outbox WHERE shop = :shop AND idempotency_key = :key"
     )
+    # When the row was first claimed for sending; NULL: never.
+    first_sent = "SELECT first_sent_at FROM outbox WHERE id = :id"
     # A new superseding row replaces the *pending* superseding rows of its (shop, target, kind);
     # a row in flight may be on the wire and is left alone.
     supersede = (
@@ -147,7 +149,8 @@ class Statements:
             f"WITH picked AS MATERIALIZED (SELECT o.id FROM outbox o WHERE o.shop = :shop AND"
             f" {CLAIMABLE} ORDER BY {CLAIM_ORDER} LIMIT :limit{d.skip_locked})"
             " UPDATE outbox SET status = 'in_flight', lease_owner = :owner, lease_until = :until,"
-            " attempts = attempts + 1, updated_at = :now"
+            " attempts = attempts + 1, updated_at = :now,"
+            " first_sent_at = COALESCE(first_sent_at, :now)"
             f" WHERE id IN (SELECT id FROM picked) RETURNING {ROW_COLUMNS}"
         )
         # A failed row goes back to pending, unless a newer row replaced it meanwhile.

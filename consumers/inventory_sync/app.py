@@ -156,7 +156,12 @@ class InventorySyncApp:
         timeout = self.ctx.config.inventory_sync.echo_timeout
         key = item.member.key
         if isinstance(item, Level):
-            return observe(state, key, item.level, item.previous, now, echo_timeout=timeout)
+            queued = [p.outbox_id for p in state.member(key).pending if p.outbox_id is not None]
+            sent = await tx.first_sent(queued) if queued else {}
+            return observe(
+                state, key, item.level, item.previous, now,
+                echo_timeout=timeout, sent=sent, seen_at=item.seen_at,
+            )  # fmt: skip
         line = lines.get(item.line_key)
         if line is None:
             stored = await tx.get_state(transaction.ORDERS, item.line_key)

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import orjson
 
-from bridge import platforms
-from bridge.config import Config, load_config
+from bridge import clitools, platforms
+from bridge.config import Config
 from bridge.errors import PlatformError
 from bridge.outbox.store import OutboxError, OutboxStore, open_store
 from bridge.platforms import client_for
@@ -37,8 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``sync-groups show|set|pull`` to the ``commerce-bridge`` command line."""
     parser = subparsers.add_parser("sync-groups", help="inspect and recount inventory sync groups")
     commands = parser.add_subparsers(dest="sync_command", metavar="COMMAND", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", help="bridge.toml (default: $BRIDGE_CONFIG)")
+    common = clitools.CONFIG
 
     show = commands.add_parser("show", parents=[common], help="pool and members of every group")
     show.add_argument("--json", action="store_true", help="one JSON document instead of a table")
@@ -70,7 +69,7 @@ def quantity(text: str) -> int:
 
 def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        config = load_config(args.config)
+        config = clitools.load(args)
         try:
             return asyncio.run(command(config, args))
         except OutboxError as exc:

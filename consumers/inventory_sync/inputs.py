@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bridge.kafka.records import Record
@@ -33,6 +34,7 @@ class Level:
     level: int
     previous: int | None
     position: str
+    seen_at: float | None = None  # when the webhook reached the ingress (Unix seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,19 @@ def _level(value: dict[str, Any], shop: str, directory: Directory, position: str
     level = _int(value.get("inventory_quantity"))
     if level is None:
         return None
-    return Level(member, level, _int(value.get("previous_quantity")), position)
+    previous = _int(value.get("previous_quantity"))
+    return Level(member, level, previous, position, _seen_at(value.get("received_at")))
+
+
+def _seen_at(value: Any) -> float | None:
+    """``received_at`` (RFC 3339) as Unix seconds; None when absent or malformed."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
 
 
 def _orders(value: dict[str, Any], shop: str, directory: Directory, position: str) -> list[Input]:

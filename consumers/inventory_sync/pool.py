@@ -8,7 +8,7 @@ all in one transaction. Time is always passed in (``now``, Unix seconds).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from consumers.inventory_sync.outcome import Outcome, move_pool, report, settle
@@ -41,14 +41,23 @@ def observe(
     now: float,
     *,
     echo_timeout: float,
+    sent: Mapping[int, float | None] | None = None,
+    seen_at: float | None = None,
 ) -> tuple[GroupState, Outcome]:
-    """Apply a level observed from the platform; ``previous`` is its old level, when sent."""
+    """Apply a level observed from the platform; ``previous`` is its old level, when sent.
+
+    ``sent`` maps outbox ids of pending writes to when they were first sent (None: never), and
+    ``seen_at`` is when the webhook reached the bridge. A platform can only echo a write after it
+    was sent, so a level equal to a write sent later than the change was seen (or never sent) is
+    a change of the platform's own (a sale that happens to leave the value we queued).
+    """
+    unsent = _not_yet_sent(sent or {}, seen_at)
     m, expired = expire(state.member(member), now, echo_timeout)
     if m.orders:
         return state.with_member(member, m), report(Kind.IGNORED, member, state, expired=expired)
     if state.pool is None:
         return _first_contact(state, member, m, level, now, expired)
-    echo = _match(m.pending, level)
+    echo = _match(m.pending, level, unsent)
     if echo is not None:
         settled = _ids(m.pending[: echo + 1])
         m = replace(m, observed=level, pending=m.pending[echo + 1 :])
@@ -58,7 +67,7 @@ def observe(
         return settle(state, member, m, Kind.BASELINE, (), expired)
     if level == m.observed:
         return settle(state, member, m, Kind.DUPLICATE, (), expired)
-    delta, through = _delta(m, level, previous)
+    delta, through = _delta(m, level, previous, unsent)
     settled = _ids(m.pending[:through])
     m = replace(m, observed=level, pending=m.pending[through:], last_change_at=now)
     return move_pool(state, member, m, Kind.EXTERNAL, delta, now, settled, expired)
@@ -166,7 +175,9 @@ def expire(
     return replace(m, pending=live, observed=observed), _ids(old)
 
 
-def _delta(m: MemberState, level: int, previous: int | None) -> tuple[int, int]:
+def _delta(
+    m: MemberState, level: int, previous: int | None, unsent: Collection[int] = frozenset()
+) -> tuple[int, int]:
     """The pool delta of an external change and how many pending writes it shows landed.
 
     ``previous`` counts when it is the observed level or the value of one of our writes (that
@@ -176,7 +187,7 @@ def _delta(m: MemberState, level: int, previous: int | None) -> tuple[int, int]:
     if previous is not None:
         if previous == m.observed:
             return level - previous, 0
-        landed = _match(m.pending, previous)
+        landed = _match(m.pending, previous, unsent)
         if landed is not None:
             return level - previous, landed + 1
         if m.observed is None:
@@ -186,9 +197,23 @@ def _delta(m: MemberState, level: int, previous: int | None) -> tuple[int, int]:
     return level - m.observed, 0
 
 
-def _match(pending: tuple[PendingWrite, ...], level: int) -> int | None:
-    """Index of the oldest pending write whose value is ``level`` (conservative: settles least)."""
+def _not_yet_sent(sent: Mapping[int, float | None], seen_at: float | None) -> frozenset[int]:
+    """Outbox ids the platform cannot have applied before the change seen at ``seen_at``."""
+    return frozenset(
+        row
+        for row, first in sent.items()
+        if first is None or (seen_at is not None and seen_at < first)
+    )
+
+
+def _match(
+    pending: tuple[PendingWrite, ...], level: int, unsent: Collection[int] = frozenset()
+) -> int | None:
+    """Index of the oldest pending write whose value is ``level`` (conservative: settles least),
+    among those that may have reached the platform (not ``unsent``)."""
     for index, p in enumerate(pending):
+        if p.outbox_id is not None and p.outbox_id in unsent:
+            return None  # writes of one target go out in order: the rest were not sent either
         if p.value == level:
             return index
     return None

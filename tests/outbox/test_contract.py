@@ -70,6 +70,20 @@ async def test_in_flight_row_is_not_superseded(store: OutboxStore) -> None:
     assert {old.id: Status.IN_FLIGHT, new.id: Status.PENDING} == await statuses(store)
 
 
+async def test_first_sent_is_the_first_claim_and_survives_retries(store: OutboxStore) -> None:
+    """first_sent: when a row was first claimed (kept across a retry and a later claim); None
+    for rows never claimed, superseded ones included; unknown ids are left out."""
+    first, second = await add(store, write("variant:1", "k1"), write("variant:2", "k2"))
+    await store.claim("shop-a", "relay-1", 10, LEASE, T0)
+    await store.mark_retry(second.id, "relay-1", T0 + 5, "503", T0 + 1)
+    await store.claim("shop-a", "relay-2", 10, LEASE, T0 + 10)
+    old, new = await add(store, write("variant:3", "k3"), write("variant:3", "k4"), now=T0 + 11)
+    async with store.transaction() as tx:
+        found = await tx.first_sent([first.id, second.id, old.id, new.id, 999_999])
+    assert {first.id: T0, second.id: T0, old.id: None, new.id: None} == found
+    assert Status.SUPERSEDED == (await statuses(store))[old.id]
+
+
 async def test_claim_takes_due_rows_oldest_first_up_to_limit(store: OutboxStore) -> None:
     """Claim leases the oldest due rows of the shop, no more than `limit`."""
     results = await add(store, *(write(f"variant:{i}", f"k{i}") for i in range(5)))

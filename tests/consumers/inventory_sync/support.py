@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from bridge.config import Config, parse_config
 from bridge.kafka.records import CloudEvent, Record
 from bridge.kafka.topics import Topics
-from bridge.outbox.store import OutboxRow, OutboxStore, Status
+from bridge.outbox.store import OutboxRow, OutboxStore, OutboxTx, Status
 from consumers.app import AppContext, Outgoing
 from consumers.inventory_sync import transaction
 from consumers.inventory_sync.app import InventorySyncApp
@@ -144,8 +144,26 @@ class Feed:
         return self._record(self.topics.orders, f"{shop}:{order_id}", value, kind)
 
 
+class SentTx:
+    """The real transaction, except that every queued write counts as sent long ago: the tests
+    of echo rules stand for a relay that delivered each write before the platform answered."""
+
+    def __init__(self, tx: OutboxTx) -> None:
+        self._tx = tx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    async def first_sent(self, ids: Iterable[int]) -> dict[int, float | None]:
+        return dict.fromkeys(ids, 0.0)
+
+
 class Harness:
-    """The app started on a real outbox store, with a recording publisher and a settable clock."""
+    """The app started on a real outbox store, with a recording publisher and a settable clock.
+
+    ``relay_done=True`` (the default) makes every queued write count as sent before the next
+    batch; False leaves the outbox's own answer (nothing is sent in these tests).
+    """
 
     def __init__(self, store: OutboxStore, config: Config | None = None) -> None:
         self.store = store
@@ -161,9 +179,12 @@ class Harness:
         await self.app.start(ctx)
         return self
 
-    async def handle(self, records: Sequence[Record]) -> Sequence[Outgoing]:
+    async def handle(
+        self, records: Sequence[Record], *, relay_done: bool = True
+    ) -> Sequence[Outgoing]:
         async with self.store.transaction() as tx:
-            return await self.app.handle(tx, records)
+            used = cast(OutboxTx, SentTx(tx)) if relay_done else tx
+            return await self.app.handle(used, records)
 
     async def state(self, group: str) -> GroupState:
         async with self.store.transaction() as tx:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from jsonschema import Draft202012Validator
 
 from bridge.outbox.store import OutboxStore, Status
@@ -88,6 +89,20 @@ async def test_redelivery_with_new_records_applies_only_the_new_ones(store: Outb
     assert 4 == (await h.state("tee")).pool
     async with store.transaction() as tx:
         assert 2 == await tx.get_state(transaction.OFFSETS, "commerce.variants:0")
+
+
+@pytest.mark.parametrize("relay_done", [False, True])
+async def test_a_sale_equal_to_a_write_not_yet_sent_counts(
+    store: OutboxStore, relay_done: bool
+) -> None:
+    """Two shops sell at once, in two batches: bento-bkk's new level (7) equals the write queued
+    for it after cb-taipei's sale. Not sent yet (the outbox says so), it cannot be our echo, so
+    both sales count; had the relay sent it already, the same level would settle it as an echo."""
+    h, feed = await started(store)
+    await first_contact(h, feed)
+    await h.handle([feed.level("cb-taipei", "5001", 9)])  # queues 7 for bento-bkk (buffer 2)
+    await h.handle([feed.level("bento-bkk", "753758", 7, previous=8)], relay_done=relay_done)
+    assert (9 if relay_done else 8) == (await h.state("tee")).pool
 
 
 async def test_two_members_sales_in_one_batch_both_count(store: OutboxStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -85,10 +86,12 @@ async def pool_and_rows(store: OutboxStore) -> tuple[GroupState | None, list[tup
     return state, [(r.shop, r.target, int(r.payload["quantity"])) for r in rows]
 
 
-async def contact(config: Config, feed: Feed, group: str) -> None:
-    """First contact from cb-taipei (10), then bento-bkk's echo of the 8 it was sent."""
+async def contact(config: Config, feed: Feed, group: str, store: OutboxStore) -> None:
+    """First contact from cb-taipei (10), then bento-bkk's echo of the 8 it was sent (the claim
+    stands for the relay sending it: only a sent write can be echoed)."""
     await publish(config.kafka.bootstrap_servers, [feed.level("cb-taipei", "5001", 10)])
     await consumed(config, group, {feed.topics.variants: 1})
+    assert await store.claim("bento-bkk", "relay-test", 10, 30.0, time.time())
     await publish(
         config.kafka.bootstrap_servers, [feed.level("bento-bkk", "753758", 8, previous=0)]
     )
@@ -118,7 +121,7 @@ async def test_a_restart_from_an_older_offset_changes_nothing(
 ) -> None:
     """Records consumed again from the start (a new group: offset 0) add no row, move no pool."""
     feed, group = feed_of(config), f"{topic_prefix}-inv"
-    await contact(config, feed, group)
+    await contact(config, feed, group, store)
     await publish(config.kafka.bootstrap_servers, [feed.level("cb-taipei", "5001", 7)])
     await consumed(config, group, {feed.topics.variants: 3})
     before = await pool_and_rows(store)
@@ -132,7 +135,7 @@ async def test_two_members_sales_and_an_order_in_one_run_all_count(
 ) -> None:
     """Sales on cb-taipei and bento-bkk and an order (created, then paid) on std-orders: each once."""
     feed, group = feed_of(config), f"{topic_prefix}-inv"
-    await contact(config, feed, group)
+    await contact(config, feed, group, store)
     records = [
         feed.level("cb-taipei", "5001", 7),
         feed.level("bento-bkk", "753758", 6, previous=8),

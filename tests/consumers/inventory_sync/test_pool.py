@@ -134,6 +134,35 @@ def test_echo_of_a_later_write_settles_the_older_ones() -> None:
     assert (Kind.ECHO, (100, 200), 5) == (out.kind, out.settled, state.pool)
 
 
+def test_a_level_equal_to_a_never_sent_write_is_a_sale_not_its_echo() -> None:
+    """Two shops sell 1 at once: the second sale's level equals the write queued for it, but
+    that write was never sent (the outbox says so), so it is a sale and both count."""
+    state, _ = observe(synced(10), A, 9, None, 1.0, echo_timeout=TIMEOUT)
+    state = write(state, first_id=100)  # 9 queued for B (id 100) and C (id 101), not sent yet
+    sent: dict[int, float | None] = {100: None, 101: None}
+    state, out = observe(state, B, 9, None, 1.1, echo_timeout=TIMEOUT, sent=sent, seen_at=1.1)
+    assert (Kind.EXTERNAL, -1, 8) == (out.kind, out.delta, state.pool)
+    assert {A: 8, B: 8, C: 8} == targets(state)
+
+
+def test_a_level_seen_before_the_equal_write_was_sent_is_a_sale() -> None:
+    """The write to B was sent at 1.5 but B's level arrived at 1.2: it cannot be our echo."""
+    state, _ = observe(synced(10), A, 9, None, 1.0, echo_timeout=TIMEOUT)
+    state = write(state, first_id=100)
+    sent: dict[int, float | None] = {100: 1.5, 101: 1.5}
+    state, out = observe(state, B, 9, None, 1.6, echo_timeout=TIMEOUT, sent=sent, seen_at=1.2)
+    assert (Kind.EXTERNAL, -1, 8) == (out.kind, out.delta, state.pool)
+
+
+def test_a_level_equal_to_a_sent_write_is_its_echo() -> None:
+    """The same level seen after the write was sent settles it as our echo."""
+    state, _ = observe(synced(10), A, 9, None, 1.0, echo_timeout=TIMEOUT)
+    state = write(state, first_id=100)
+    sent: dict[int, float | None] = {100: 1.05, 101: None}
+    state, out = observe(state, B, 9, None, 1.1, echo_timeout=TIMEOUT, sent=sent, seen_at=1.1)
+    assert (Kind.ECHO, 9, (100,)) == (out.kind, state.pool, out.settled)
+
+
 def test_redelivery_of_the_observed_level_is_a_no_op() -> None:
     """The same level again, with nothing pending, changes nothing."""
     state, _ = observe(synced(10), A, 7, None, 1.0, echo_timeout=TIMEOUT)
