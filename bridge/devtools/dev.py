@@ -35,6 +35,7 @@ from bridge.devtools.dev_screen import (
     EventRate,
     Lines,
     Snapshot,
+    header,
     outbox_by_status,
     plain_console,
     render,
@@ -53,7 +54,8 @@ from consumers.inventory_sync.app import InventorySyncApp
 from consumers.inventory_sync.directory import Directory
 
 ONCE_SALE = (GROUPS[0].id, GROUPS[0].members[1], 2)  # --once: a sale of 2 at cb-tainan
-START_TIMEOUT = 60.0
+START_TIMEOUT = 60.0  # for every part to start (a first local Kafka start is slow)
+SETTLE_TIMEOUT = 20.0  # for the shops and the bridge to agree after a change
 
 
 class System:
@@ -94,9 +96,9 @@ class System:
             await set_pool(self.store, self.directory, g.id, START_POOL)
             lines.say(f"recount {g.id}: pool {START_POOL}, a write to every shop")
         for g in GROUPS:
-            if not await self.sim.all_at(g, START_POOL, START_TIMEOUT):
+            if not await self.sim.all_at(g, START_POOL, SETTLE_TIMEOUT):
                 return False
-        return await self.until_settled(START_TIMEOUT)
+        return await self.until_settled(SETTLE_TIMEOUT)
 
 
 async def tail(config: Config, rate: EventRate) -> None:
@@ -120,6 +122,7 @@ async def tail(config: Config, rate: EventRate) -> None:
 async def live_screen(system: System, console: Console, stop: asyncio.Event) -> None:
     """Redraw the table every second on a terminal; elsewhere print each change once."""
     if not console.is_terminal:
+        console.print(header(system.where), soft_wrap=True)
         await _change_lines(system, Lines(console), stop)
         return
     first = render(system.where, await system.snapshot(), system.journal)
@@ -132,11 +135,12 @@ async def live_screen(system: System, console: Console, stop: asyncio.Event) -> 
 
 
 async def _change_lines(system: System, lines: Lines, stop: asyncio.Event) -> None:
-    told: set[int] = set()
+    told: set[tuple[str, float]] = set()
     while not stop.is_set():
         for change in list(system.journal.changes):
-            if id(change) not in told and (change.spread is not None or change.gave_up):
-                told.add(id(change))
+            key = (change.group, change.started)
+            if key not in told and (change.spread is not None or change.gave_up):
+                told.add(key)
                 lines.say(f"{change.group}: {change.words()}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)
@@ -148,7 +152,7 @@ async def once(system: System, lines: Lines, console: Console) -> int:
     change = await Traffic(system.sim, system.store, system.directory, system.journal).sale(
         member, group_id, quantity
     )
-    calm = await system.until_settled(START_TIMEOUT)
+    calm = await system.until_settled(SETTLE_TIMEOUT)
     snap = await system.snapshot()
     console.print(render(system.where, snap, system.journal))
     if change is None or change.spread is None or not calm:
@@ -225,8 +229,9 @@ async def _run_system(
             return 1
         if args.once:
             return await once(system, lines, plain_console(sys.stdout))
+        traffic = Traffic(system.sim, store, system.directory, system.journal)
+        tasks.start("watch", traffic.watch(stop), background=True)
         if not args.no_traffic:
-            traffic = Traffic(system.sim, store, system.directory, system.journal)
             tasks.start("traffic", traffic.run(stop), background=True)
         await live_screen(system, console, stop)
     return 0 if tasks.failed is None else 1

@@ -22,6 +22,7 @@ from bridge.devtools.dev_config import GROUPS, DemoGroup
 from bridge.devtools.dev_traffic import Journal, Stock, level
 
 RATE_WINDOW = 5.0  # seconds events/s is averaged over
+RECENT = 5  # changes listed under the tables
 TRAFFIC = {
     "stream": "a sale every 1 to 2 s (POST /_sim/sale: the shop sends its own signed webhook);\n"
     "    now and then a restock (a recount of the group, as `commerce-bridge sync-groups set`)",
@@ -112,20 +113,20 @@ def _member_rows(table: Table, g: DemoGroup, snap: Snapshot) -> None:
         )
 
 
-def group_table(g: DemoGroup, snap: Snapshot, journal: Journal) -> Table:
+def group_table(g: DemoGroup, snap: Snapshot, journal: Journal) -> RenderableType:
     view = snap.views.get(g.id, {})
     pool = view.get("pool")
     last = journal.last(g.id)
     title = f"{g.id} ({g.title}) — pool {_opt(pool)}"
-    caption = "last change: " + (last.words() if last else "none yet")
-    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    caption = Text("  last change: " + (last.words() if last else "none yet"))
+    table = Table(title=title, title_justify="left")
     table.add_column("shop / variant")
     table.add_column("at the shop", justify="right")
     table.add_column("bridge: observed", justify="right")
     table.add_column("target", justify="right")
     table.add_column("writes not echoed yet")
     _member_rows(table, g, snap)
-    return table
+    return Group(table, caption)
 
 
 def footer(snap: Snapshot, journal: Journal) -> Text:
@@ -137,6 +138,11 @@ def footer(snap: Snapshot, journal: Journal) -> Text:
         f" · {outbox.get('dead', 0)} dead"
     )
     text.append(f"    kafka: {snap.events_per_s:.1f} events/s ({snap.events_total} seen)\n")
+    recent = list(journal.changes)[-RECENT:]
+    if recent:
+        text.append("latest changes, newest first:\n")
+    for change in reversed(recent):
+        text.append(f"  {change.group:<12} {change.words()}\n")
     spreads = [c.spread for c in journal.propagated() if c.spread is not None]
     if spreads:
         text.append(

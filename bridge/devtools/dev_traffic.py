@@ -44,7 +44,7 @@ Stock = Mapping[str, Any]  # GET /_sim/stock
 class Change:
     """One sale or restock and how it spread."""
 
-    kind: str  # "sale" | "restock"
+    kind: str  # "sale" | "restock" | "outside" (seen at the simulator, made by someone else)
     group: str
     shop: str | None  # the shop of a sale
     delta: int
@@ -57,10 +57,14 @@ class Change:
         """``sale of 2 at cb-tainan → every shop at 37 in 0.42 s``."""
         if self.kind == "sale":
             what = f"sale of {-self.delta} at {self.shop}"
+        elif self.kind == "outside":
+            sort = "sale" if self.delta < 0 else "rise"
+            what = f"{sort} of {abs(self.delta)} at {self.shop}, not by the demo (yours?)"
         else:
             what = f"restock of {self.delta} (recount to {self.pool})"
         if self.spread is not None:
-            return f"{what} → every shop at {self.pool} in {self.spread:.2f} s"
+            since = " after it was seen" if self.kind == "outside" else ""
+            return f"{what} → every shop at {self.pool} in {self.spread:.2f} s{since}"
         if self.gave_up:
             return f"{what} → not every shop at {self.pool} after {SPREAD_TIMEOUT:.0f} s"
         return f"{what} → spreading to every shop…"
@@ -165,6 +169,7 @@ class Traffic:
         self.directory = directory
         self.journal = journal
         self.rng = random.Random()  # noqa: S311 -- demo traffic, not security
+        self.lock = asyncio.Lock()  # one change spreading at a time (the watcher takes it too)
 
     async def run(self, stop: asyncio.Event) -> None:
         """A change every 1 to 2 s until ``stop``."""
@@ -175,6 +180,10 @@ class Traffic:
                 await asyncio.wait_for(stop.wait(), pause)
 
     async def step(self) -> Change | None:
+        async with self.lock:
+            return await self._step()
+
+    async def _step(self) -> Change | None:
         g = self.rng.choice(GROUPS)
         member = self.rng.choice(g.members)
         now = level(await self.sim.stock(), member)
@@ -188,18 +197,43 @@ class Traffic:
         if new is None:
             return None
         change = Change("sale", group_id, member.shop, -quantity, new, started)
-        return await self._spread(change)
+        return await spread(self.sim, self.journal, change)
 
     async def restock(self, group_id: str, pool: int) -> Change:
         started = time.monotonic()
         before = await set_pool(self.store, self.directory, group_id, pool)
-        return await self._spread(Change("restock", group_id, None, pool - before, pool, started))
+        change = Change("restock", group_id, None, pool - before, pool, started)
+        return await spread(self.sim, self.journal, change)
 
-    async def _spread(self, change: Change) -> Change:
-        self.journal.add(change)
-        if await self.sim.all_at(group(change.group), change.pool):
-            change.spread = time.monotonic() - change.started
-        else:
-            change.gave_up = True
-        self.journal.changed.set()
-        return change
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Time the changes someone else makes (your own ``curl``), from when they are seen."""
+        while not stop.is_set():
+            async with self.lock:
+                stock = await self.sim.stock()
+                for g in GROUPS:
+                    change = outside_change(g, levels(stock, g), time.monotonic())
+                    if change is not None:
+                        await spread(self.sim, self.journal, change)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+
+
+def outside_change(g: DemoGroup, found: list[int | None], now: float) -> Change | None:
+    """The member whose level differs from all the others', as a change (None: none such)."""
+    for i, value in enumerate(found):
+        others = {v for j, v in enumerate(found) if j != i}
+        rest = others.pop() if len(others) == 1 else None
+        if value is not None and rest is not None and value != rest:
+            return Change("outside", g.id, g.members[i].shop, value - rest, value, now)
+    return None
+
+
+async def spread(sim: Simulator, journal: Journal, change: Change) -> Change:
+    """Record ``change`` and time it until every member of its group shows its pool."""
+    journal.add(change)
+    if await sim.all_at(group(change.group), change.pool):
+        change.spread = time.monotonic() - change.started
+    else:
+        change.gave_up = True
+    journal.changed.set()
+    return change
