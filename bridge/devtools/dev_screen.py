@@ -143,11 +143,12 @@ def footer(snap: Snapshot, journal: Journal) -> Text:
         text.append("latest changes, newest first:\n")
     for change in reversed(recent):
         text.append(f"  {change.group:<12} {change.words()}\n")
-    spreads = [c.spread for c in journal.propagated() if c.spread is not None]
+    spreads = sorted(journal.sale_spreads)
     if spreads:
+        median = spreads[len(spreads) // 2]
         text.append(
-            f"sales reached every shop in {min(spreads):.2f} to {max(spreads):.2f} s"
-            f" (last {len(spreads)})"
+            f"the last {len(spreads)} sale(s) reached every shop in {median:.2f} s (median),"
+            f" {spreads[-1]:.2f} s at the slowest"
         )
     return text
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bridge.devtools.dev_config import GROUPS, DemoGroup, DemoMember, group
+from bridge.devtools.dev_config import GROUPS, START_POOL, DemoGroup, DemoMember, group
 from bridge.outbox.store import OutboxStore
 from consumers.inventory_sync import transaction
 from consumers.inventory_sync.directory import Directory
@@ -35,7 +35,7 @@ from consumers.inventory_sync.view import group_view
 
 SPREAD_TIMEOUT = 10.0  # give up measuring a change after this long
 POLL = 0.02  # how often the simulator is read while a change spreads
-LOW = 6  # a group at or below this many pieces gets restocked
+LOW = 6  # a group at or below this many pieces gets restocked (below START_POOL: now and then)
 
 Stock = Mapping[str, Any]  # GET /_sim/stock
 
@@ -75,6 +75,7 @@ class Journal:
     """The latest changes, newest last; ``changed`` is set on every update."""
 
     changes: deque[Change] = field(default_factory=lambda: deque(maxlen=8))
+    sale_spreads: deque[float] = field(default_factory=lambda: deque(maxlen=100))
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, change: Change) -> None:
@@ -84,8 +85,13 @@ class Journal:
     def last(self, group_id: str) -> Change | None:
         return next((c for c in reversed(self.changes) if c.group == group_id), None)
 
-    def propagated(self) -> list[Change]:
-        return [c for c in self.changes if c.kind == "sale" and c.spread is not None]
+    def spread(self, change: Change, seconds: float | None) -> None:
+        """``change`` reached every shop after ``seconds`` (None: it did not in time)."""
+        change.spread = seconds
+        change.gave_up = seconds is None
+        if seconds is not None and change.kind == "sale":
+            self.sale_spreads.append(seconds)
+        self.changed.set()
 
 
 def level(stock: Stock, member: DemoMember) -> int | None:
@@ -187,7 +193,7 @@ class Traffic:
         g = self.rng.choice(GROUPS)
         member = self.rng.choice(g.members)
         now = level(await self.sim.stock(), member)
-        if now is None or now <= LOW or self.rng.random() < 0.1:
+        if now is None or now <= LOW or (now < START_POOL and self.rng.random() < 0.1):
             return await self.restock(g.id, (now or 0) + self.rng.randint(10, 25))
         return await self.sale(member, g.id, self.rng.randint(1, 2))
 
@@ -231,9 +237,6 @@ def outside_change(g: DemoGroup, found: list[int | None], now: float) -> Change 
 async def spread(sim: Simulator, journal: Journal, change: Change) -> Change:
     """Record ``change`` and time it until every member of its group shows its pool."""
     journal.add(change)
-    if await sim.all_at(group(change.group), change.pool):
-        change.spread = time.monotonic() - change.started
-    else:
-        change.gave_up = True
-    journal.changed.set()
+    reached = await sim.all_at(group(change.group), change.pool)
+    journal.spread(change, time.monotonic() - change.started if reached else None)
     return change
