@@ -108,6 +108,13 @@ class Sim:
             self.cursor = entries[-1]["seq"]
         return [e for e in entries if e["method"] == "PUT" and 200 <= e["status"] < 300]
 
+    async def webhooks(self) -> str:
+        """The simulator's webhook counters (sent to the ingress, failed, dropped)."""
+        response = await self.http.get("/_sim/webhooks")
+        response.raise_for_status()
+        doc = response.json()
+        return f"sent {doc['sent']}, failed {doc['failed']}, dropped {doc['dropped']}"
+
     async def skip_log(self) -> None:
         await self.puts_since_cursor()
 
@@ -296,6 +303,8 @@ async def bench(stack: Stack, sizes: Sizes, phases: str) -> list[Row]:
             rows += await run_b(sim, sizes)
         if "c" in phases:
             rows += await run_c(stack, sim, sizes)
+        rows.append(Row("simulator webhooks to the ingress (whole run)", "failed 0, dropped 0",
+                        await sim.webhooks(), "-"))  # fmt: skip
     return rows
 
 
