@@ -41,9 +41,9 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every benchmark with --quick, then one summary table (bench/README.md has the full runs).
 bench: $(STAMP) system-deps
-	$(BIN)/python bench/ingress.py
-	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bridge-dev

@@ -33,11 +33,11 @@ from types import FrameType
 
 from cpu import CpuMeter, find_py_spy, profile_summary
 from ingress_plan import HOST, NAMES, SHOP, Plan, Results, Target, config_text, load
-from ingress_report import report
+from ingress_report import goals, report
 from ingress_workers import WORKERS
 from loadgen import LoadResult, merge
 from procs import Child, http_get, log, prometheus_samples, run_workers, wait_http
-from report import load_average, machine_facts, uptime
+from report import add_json_flag, load_average, machine_facts, uptime, write_summary
 from samples import ID_BASE, SignedRequests, order_template
 from wrk import WRK_INSTALL_HINT, run_wrk, wrk_script
 
@@ -320,6 +320,7 @@ def parse_args(argv: Sequence[str]) -> Plan:
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
     p.add_argument("--python-client", action="store_true", help="Python load generator, not wrk")
     p.add_argument("--profile", action="store_true", help="py-spy profile of the ingress")
+    add_json_flag(p)
     args = p.parse_args(argv)
     concurrency = args.concurrency or ("8,64" if args.quick else "1,8,32,128")
     return Plan(
@@ -332,6 +333,7 @@ def parse_args(argv: Sequence[str]) -> Plan:
         wrk_threads=args.wrk_threads,
         python_client=args.python_client,
         profile=args.profile,
+        json=args.json,
     )
 
 
@@ -378,7 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("interrupted; every process stopped")
         return 130
     results.facts.append(("wall time", f"{time.monotonic() - started:.0f} s"))
-    sys.stdout.write(report(plan, results, command, (up, before, load_average())))
+    after = load_average()
+    sys.stdout.write(report(plan, results, command, (up, before, after)))
+    rows = [{"row": "ingress", "goal": goal, "measured": measured, "ratio": met}
+            for goal, measured, met in goals(plan, results)]  # fmt: skip
+    write_summary(plan.json, "ingress", rows, load_before=before, load_after=after)
     return 0
 
 

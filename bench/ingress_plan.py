@@ -35,6 +35,7 @@ class Plan:
     wrk_threads: int
     python_client: bool
     profile: bool
+    json: str | None = None  # --json FILE: the goal rows for bench/all.py
 
 
 @dataclass(slots=True)

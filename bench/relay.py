@@ -41,7 +41,7 @@ import httpx
 from cpu import CpuMeter
 from loadgen import percentile
 from procs import Child, log, wait_http
-from report import machine_facts
+from report import add_json_flag, load_average, machine_facts, write_summary
 
 from bridge.commands import SetStock, to_write
 from bridge.config import KafkaConfig
@@ -368,7 +368,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
     parser.add_argument("--dsn", help="a PostgreSQL outbox (default: SQLite in a temp dir)")
     parser.add_argument("--no-kafka", action="store_true", help="do not publish deliveries")
+    add_json_flag(parser)
     args = parser.parse_args()
+    before = load_average()
     command = "python bench/relay.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as folder:
         tmp = Path(folder)
@@ -392,6 +394,9 @@ def main() -> int:
     for name, value in machine_facts():
         sys.stdout.write(f"{name}: {value}\n")
     sys.stdout.write("\n" + table(rows) + "\n")
+    summary = [{"row": f"relay {r.name}", "goal": r.goal, "measured": r.value, "ratio": r.ratio}
+               for r in rows if r.goal]  # fmt: skip
+    write_summary(args.json, "relay", summary, load_before=before, load_after=load_average())
     return 0
 
 

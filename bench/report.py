@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
 from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import orjson
 
 
 def load_average() -> str:
@@ -39,3 +44,15 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """A markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", metavar="FILE", help="also write the summary rows as JSON")
+
+
+def write_summary(
+    path: str | None, bench: str, rows: Sequence[dict[str, str]], **extra: Any
+) -> None:
+    """``{"bench", "rows": [{"row", "goal", "measured", "ratio"}], ...}`` for ``bench/all.py``."""
+    if path:
+        Path(path).write_bytes(orjson.dumps({"bench": bench, "rows": list(rows), **extra}))
