@@ -375,6 +375,13 @@ class SyncWorld(RuleBasedStateMachine):
         """Quiesce (deliver everything, plan, land, repeat), then check §5's end-state invariants."""
         if not self.members or not self.quiesce():
             return
+        pool = self.state.pool
+        assert pool is not None
+        for m in self.members:  # orders never echo: the next write fixes an overwritten order
+            if m.kind == ORDERS:
+                assert max(0, pool - m.buffer) == m.stock, (
+                    "an order raced by our write is rewritten"
+                )
         self.now += 2 * NEVER  # the reconcile interval passes: stale writes expire, levels are read
         for m in self.members:
             self.state, _ = reconcile(self.state, m.key, m.stock, self.now, echo_timeout=NEVER)
