@@ -40,6 +40,7 @@ class Hook:
     previous: int | None
     echo: bool
     write: int | None = None  # the outbox id of the write whose echo this is
+    set_by: int | None = None  # the outbox id of the write that had set ``previous``
 
 
 @dataclass
@@ -121,9 +122,10 @@ class SyncWorld(RuleBasedStateMachine):
         deltas = [d for d in range(-4, 5) if d and m.stock + d >= 0]
         delta = data.draw(st.sampled_from(deltas), label="delta")
         previous, m.stock = m.stock, m.stock + delta
+        hook = Hook(m.stock, previous if m.kind == PREV else None, echo=False, set_by=m.set_by)
         m.set_by = None
         self.true_delta += delta
-        m.hooks.append(Hook(m.stock, previous if m.kind == PREV else None, echo=False))
+        m.hooks.append(hook)
 
     @precondition(lambda self: self.eligible(lambda m: m.kind == ORDERS and m.stock > 0))
     @rule(data=st.data(), paid_first=st.booleans(), both=st.booleans())
@@ -334,7 +336,7 @@ class SyncWorld(RuleBasedStateMachine):
 
     def ambiguous_hook(self, m: Member, hook: Hook) -> bool:
         """A non-echo level equal to a pending write, an echo of a value we wrote twice, or an
-        old level equal to a write that was never sent."""
+        old level equal to a pending write that did not set it."""
         bridge = self.state.members[m.key]
         values = [p.value for p in bridge.pending]
         if hook.level in values and (not hook.echo or values.count(hook.level) > 1):
@@ -344,7 +346,7 @@ class SyncWorld(RuleBasedStateMachine):
         if hook.previous not in values:
             return False
         matched = bridge.pending[values.index(hook.previous)]
-        return matched.outbox_id not in self.landed
+        return matched.outbox_id != hook.set_by
 
     def ambiguous_read(self, m: Member) -> bool:
         """A read equal to a pending write that is not what last set the stock."""
