@@ -52,16 +52,19 @@ def observe(
     a change of the platform's own (a sale that happens to leave the value we queued).
     """
     unsent = _not_yet_sent(sent or {}, seen_at)
-    m, expired = expire(state.member(member), now, echo_timeout)
+    m = state.member(member)
+    echo = None if m.orders or state.pool is None else _match(m.pending, level, unsent)
+    if echo is not None:  # matched before expiring: a late echo is still ours
+        settled = _ids(m.pending[: echo + 1])
+        m, expired = expire(
+            replace(m, observed=level, pending=m.pending[echo + 1 :]), now, echo_timeout
+        )
+        return settle(state, member, m, Kind.ECHO, settled, expired)
+    m, expired = expire(m, now, echo_timeout)
     if m.orders:
         return state.with_member(member, m), report(Kind.IGNORED, member, state, expired=expired)
     if state.pool is None:
         return _first_contact(state, member, m, level, now, expired)
-    echo = _match(m.pending, level, unsent)
-    if echo is not None:
-        settled = _ids(m.pending[: echo + 1])
-        m = replace(m, observed=level, pending=m.pending[echo + 1 :])
-        return settle(state, member, m, Kind.ECHO, settled, expired)
     if m.observed is None and previous is None:
         m = replace(m, observed=level, last_change_at=now)
         return settle(state, member, m, Kind.BASELINE, (), expired)
@@ -77,14 +80,17 @@ def reconcile(
     state: GroupState, member: str, real: int, now: float, *, echo_timeout: float
 ) -> tuple[GroupState, Outcome]:
     """Apply a level read through the platform API (drift detection after lost webhooks)."""
-    m, expired = expire(state.member(member), now, echo_timeout)
+    m = state.member(member)
+    echo = None if m.orders or state.pool is None else _match(m.pending, real)
+    if echo is not None:  # matched before expiring: a write whose echo was lost is still ours
+        settled = _ids(m.pending[: echo + 1])
+        m, expired = expire(
+            replace(m, observed=real, pending=m.pending[echo + 1 :]), now, echo_timeout
+        )
+        return settle(state, member, m, Kind.ECHO, settled, expired)
+    m, expired = expire(m, now, echo_timeout)
     if state.pool is None:
         return _first_contact(state, member, m, real, now, expired)
-    echo = _match(m.pending, real)
-    if echo is not None and not m.orders:
-        settled = _ids(m.pending[: echo + 1])
-        m = replace(m, observed=real, pending=m.pending[echo + 1 :])
-        return settle(state, member, m, Kind.ECHO, settled, expired)
     if m.pending:
         return settle(state, member, m, Kind.IN_FLIGHT, (), expired)
     if m.observed is None:

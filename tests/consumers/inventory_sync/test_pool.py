@@ -238,6 +238,14 @@ def test_echo_timeout_drops_stale_writes() -> None:
     assert {B: 7} == targets(state)
 
 
+def test_a_late_echo_is_matched_before_its_write_expires() -> None:
+    """An echo arriving after echo_timeout is still recognised on that look, not counted."""
+    state, _ = observe(synced(10), A, 7, None, 1.0, echo_timeout=TIMEOUT)
+    state = write(state, now=1.0, first_id=100)
+    state, out = observe(state, B, 7, 10, 1.0 + TIMEOUT + 1, echo_timeout=TIMEOUT)
+    assert (Kind.ECHO, (100,), 7) == (out.kind, out.settled, state.pool)
+
+
 def test_orders_debit_once_whichever_of_created_and_paid_comes_first() -> None:
     """created then paid debits once."""
     state = synced(10, MemberSpec(A, orders=True), MemberSpec(B))

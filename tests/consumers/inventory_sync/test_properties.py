@@ -28,7 +28,7 @@ from consumers.inventory_sync.outcome import Outcome
 from consumers.inventory_sync.pool import observe, plan, reconcile, record_writes
 from consumers.inventory_sync.state import GroupState, Kind, MemberSpec, new_group
 
-NEVER = 1e12  # echo_timeout: nothing expires inside one simulated run
+NEVER = 1e6  # echo_timeout: nothing expires inside one run; quiescence then waits past it
 PREV, NOPREV, ORDERS = "prev", "noprev", "orders"
 
 
@@ -39,6 +39,8 @@ class Hook:
     level: int
     previous: int | None
     echo: bool
+    write: int | None = None  # the outbox id of the write whose echo this is
+    set_by: int | None = None  # the outbox id of the write that had set ``previous``
 
 
 @dataclass
@@ -67,6 +69,8 @@ class Member:
     last: Hook | OrderEvent | None = None
     blind: bool = False  # an external webhook was lost: our writes must not land until seen
     set_by: int | None = None  # outbox id of the write that last set the stock, None: a change
+    superseded: set[int] = field(default_factory=set)  # rows the outbox reported superseded
+    echoed: int = 0  # newest outbox id whose echo the consumer received
 
 
 class SyncWorld(RuleBasedStateMachine):
@@ -118,9 +122,10 @@ class SyncWorld(RuleBasedStateMachine):
         deltas = [d for d in range(-4, 5) if d and m.stock + d >= 0]
         delta = data.draw(st.sampled_from(deltas), label="delta")
         previous, m.stock = m.stock, m.stock + delta
+        hook = Hook(m.stock, previous if m.kind == PREV else None, echo=False, set_by=m.set_by)
         m.set_by = None
         self.true_delta += delta
-        m.hooks.append(Hook(m.stock, previous if m.kind == PREV else None, echo=False))
+        m.hooks.append(hook)
 
     @precondition(lambda self: self.eligible(lambda m: m.kind == ORDERS and m.stock > 0))
     @rule(data=st.data(), paid_first=st.booleans(), both=st.booleans())
@@ -170,12 +175,13 @@ class SyncWorld(RuleBasedStateMachine):
 
     def land_row(self, m: Member) -> None:
         row = m.rows.pop(0)
-        previous, m.stock = m.stock, row.value
+        old, m.stock = m.stock, row.value
         m.set_by = row.id
         self.landed.add(row.id)
         self.sent += 1
         if m.kind != ORDERS:
-            m.hooks.append(Hook(row.value, previous if m.kind == PREV else None, echo=True))
+            previous = old if m.kind == PREV else None
+            m.hooks.append(Hook(row.value, previous, echo=True, write=row.id))
 
     @precondition(lambda self: self.eligible(on_the_wire))
     @rule(data=st.data())
@@ -201,6 +207,7 @@ class SyncWorld(RuleBasedStateMachine):
             superseded = [r for r in m.rows if not r.in_flight]
             m.rows = [r for r in m.rows if r.in_flight] + [Row(self.next_id, p.quantity)]
             written.append((p, self.next_id, superseded[-1].id if superseded else None))
+            m.superseded.update(r.id for r in superseded)
             self.next_id += 1
         self.planned += len(written)
         self.state = record_writes(self.state, written, self.now)
@@ -280,6 +287,8 @@ class SyncWorld(RuleBasedStateMachine):
             return True
         m.hooks.pop(0)
         self.state, _ = self.observe_checked(m, hook, redelivery=False)
+        if hook.echo:
+            m.echoed = max(m.echoed, self.echo_id(m, hook))
         return False
 
     def apply(self, m: Member, event: OrderEvent) -> None:
@@ -321,18 +330,23 @@ class SyncWorld(RuleBasedStateMachine):
             and member.observed == pool - member.buffer
         )
 
+    def echo_id(self, m: Member, hook: Hook) -> int:
+        assert hook.write is not None
+        return hook.write
+
     def ambiguous_hook(self, m: Member, hook: Hook) -> bool:
-        """A non-echo level equal to a pending write, or an old level equal to an unsent one."""
+        """A non-echo level equal to a pending write, an echo of a value we wrote twice, or an
+        old level equal to a pending write that did not set it."""
         bridge = self.state.members[m.key]
         values = [p.value for p in bridge.pending]
-        if not hook.echo and hook.level in values:
+        if hook.level in values and (not hook.echo or values.count(hook.level) > 1):
             return True
         if hook.echo or hook.previous is None or hook.previous == bridge.observed:
             return False
         if hook.previous not in values:
             return False
         matched = bridge.pending[values.index(hook.previous)]
-        return matched.outbox_id not in self.landed
+        return matched.outbox_id != hook.set_by
 
     def ambiguous_read(self, m: Member) -> bool:
         """A read equal to a pending write that is not what last set the stock."""
@@ -349,22 +363,32 @@ class SyncWorld(RuleBasedStateMachine):
         """Every API call made was planned by the bridge."""
         assert self.sent <= self.planned
 
+    @invariant()
+    def pending_writes_may_still_echo(self) -> None:
+        """The bridge keeps no write that was superseded or is older than a received echo."""
+        for m in self.members:
+            for p in self.state.members[m.key].pending:
+                assert p.outbox_id is not None
+                assert p.outbox_id not in m.superseded, "a superseded row never echoes"
+                if m.kind != ORDERS:
+                    assert p.outbox_id > m.echoed, "an echo settles its write and older ones"
+
     def teardown(self) -> None:
         """Quiesce (deliver everything, plan, land, repeat), then check §5's end-state invariants."""
-        if not self.members:
+        if not self.members or not self.quiesce():
             return
-        for _ in range(50):
-            while any(m.hooks or m.orders for m in self.members):
-                for m in self.members:
-                    if (m.hooks or m.orders) and self.deliver_next(m, check=True):
-                        hypothesis_event("ambiguous while quiescing")
-                        return  # an inherent ambiguity arose while quiescing: nothing to check
-            self.plan_and_record()
-            if not any(m.rows for m in self.members):
-                break
-            for m in self.members:
-                while m.rows:
-                    self.land_row(m)
+        pool = self.state.pool
+        assert pool is not None
+        for m in self.members:  # orders never echo: the next write fixes an overwritten order
+            if m.kind == ORDERS:
+                assert max(0, pool - m.buffer) == m.stock, (
+                    "an order raced by our write is rewritten"
+                )
+        self.now += 2 * NEVER  # the reconcile interval passes: stale writes expire, levels are read
+        for m in self.members:
+            self.state, _ = reconcile(self.state, m.key, m.stock, self.now, echo_timeout=NEVER)
+        if not self.quiesce():
+            return
         pool = self.state.pool
         assert self.initial + self.true_delta == pool, "every external change applied exactly once"
         assert pool is not None
@@ -372,6 +396,22 @@ class SyncWorld(RuleBasedStateMachine):
             want = max(0, pool - m.buffer)
             assert (want, want) == (m.stock, self.state.members[m.key].expected), m.key
         assert [] == plan(self.state), "quiet after quiescence: no more writes"
+
+    def quiesce(self) -> bool:
+        """Deliver everything, plan, land, repeat; False when an inherent ambiguity arose."""
+        for _ in range(50):
+            while any(m.hooks or m.orders for m in self.members):
+                for m in self.members:
+                    if (m.hooks or m.orders) and self.deliver_next(m, check=True):
+                        hypothesis_event("ambiguous while quiescing")
+                        return False
+            self.plan_and_record()
+            if not any(m.rows for m in self.members):
+                break
+            for m in self.members:
+                while m.rows:
+                    self.land_row(m)
+        return True
 
 
 def levels(m: Member) -> bool:
