@@ -43,7 +43,11 @@ def test_both_dialects_have_the_same_migration_versions() -> None:
     """Every migration exists for SQLite and for PostgreSQL, numbered without gaps."""
     sqlite = [(m.version, m.name) for m in load_migrations("sqlite")]
     assert sqlite == [(m.version, m.name) for m in load_migrations("postgres")]
-    assert [(1, "0001_init.sql"), (2, "0002_shop_keys_superseding_priority.sql")] == sqlite
+    assert [
+        (1, "0001_init.sql"),
+        (2, "0002_shop_keys_superseding_priority.sql"),
+        (3, "0003_first_sent_at.sql"),
+    ] == sqlite
 
 
 @pytest.mark.parametrize(
