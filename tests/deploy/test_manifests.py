@@ -7,7 +7,6 @@ renders from them.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -162,17 +161,6 @@ def bridge_tomls() -> list[Path]:
     ]
 
 
-def registered(words: list[str]) -> bool:
-    """Whether ``bridge WORDS…`` is a sub-command the CLI has (some are still being built)."""
-    parser: argparse.ArgumentParser = build_parser()
-    for word in words:
-        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        if not subs or word not in subs[0].choices:
-            return False
-        parser = subs[0].choices[word]
-    return True
-
-
 KUSTOMIZATIONS = sorted(p.parent for p in DEPLOY.rglob("kustomization.yaml"))
 YAML_FILES = sorted(DEPLOY.rglob("*.yaml"))
 
@@ -273,22 +261,11 @@ def test_image_tag_is_the_project_version() -> None:
 
 
 def test_one_deployment_per_process_type() -> None:
-    """The base has exactly the Deployments of ARCHITECTURE §1 (ingress, consumers, relay)."""
+    """The base has exactly one Deployment per process type (ingress, consumers, relay)."""
     assert set(PROCESSES) == set(deployments())
 
 
-def _until_built(words: list[str]) -> pytest.MarkDecorator:
-    """xfail (strict) while ``bridge WORDS`` is missing; the full check runs once it exists."""
-    return pytest.mark.xfail(
-        not registered(words),
-        reason=f"`bridge {' '.join(words)}` is not registered in bridge.cli yet",
-        strict=True,
-    )
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(name, marks=_until_built(PROCESSES[name][1])) for name in PROCESSES]
-)
+@pytest.mark.parametrize("name", PROCESSES)
 def test_container_args_are_a_valid_bridge_invocation(name: str) -> None:
     """The container args are what the CLI parser accepts: json logs, the sub-command, --config."""
     _, words, rest, _ = PROCESSES[name]
@@ -297,7 +274,7 @@ def test_container_args_are_a_valid_bridge_invocation(name: str) -> None:
     try:
         parsed = build_parser().parse_args(args)
     except SystemExit as exc:
-        pytest.fail(f"`bridge {' '.join(args)}` is rejected by bridge.cli (exit {exc.code})")
+        pytest.fail(f"`commerce-bridge {' '.join(args)}` is rejected (exit {exc.code})")
     assert ("json", CONFIG_FILE) == (parsed.log_format, parsed.config)
     assert callable(parsed.func)
 
