@@ -68,8 +68,17 @@ def server_user() -> str | None:
     pytest.fail("running as root and neither a 'postgres' nor a 'nobody' user exists")
 
 
+def _runuser() -> str:
+    """util-linux's runuser: on PATH, else where Debian puts it (a root PATH may lack sbin)."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    found = shutil.which("runuser", path=search)
+    if found is None:
+        pytest.fail(f"runuser (util-linux) not found: {INSTALL_HINT}")
+    return found
+
+
 def run_as(user: str | None, argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    command = argv if user is None else ["runuser", "-u", user, "--", *argv]
+    command = argv if user is None else [_runuser(), "-u", user, "--", *argv]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
 
 
