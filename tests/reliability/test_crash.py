@@ -15,6 +15,7 @@ from tests.reliability.traffic import (
     Row,
     WebhookStream,
     applied_at_simulator,
+    applied_row,
     kafka_event_ids,
     outbox_done,
     outbox_keys,
@@ -138,16 +139,6 @@ async def test_kill_9_of_the_relay_applies_every_write_once(
     relay.start()
     await until("all delivered", lambda: outbox_done(stack.outbox_path) >= 60, timeout=90)
     applied = await applied_at_simulator(stack.sim_url)
-    row = Row(
-        scenario="kill -9 relay",
-        sent=60,
-        acknowledged=60,
-        in_kafka=60,
-        delivered=sum(1 for k in keys if applied[k] >= 1),
-        duplicates=sum(max(0, applied[k] - 1) for k in keys),
-        unintended=sum(max(0, applied[k] - 1) for k in keys),
-        lost=sum(1 for k in keys if applied[k] == 0),
-        note="applied at the simulator",
-    )
+    row = applied_row("kill -9 relay", keys, applied)
     RESULTS.append(row)
     assert (60, 0, 0) == (row.delivered, row.duplicates, row.lost)

@@ -24,6 +24,7 @@ from tests.reliability.traffic import (
     Row,
     WebhookStream,
     applied_at_simulator,
+    applied_row,
     kafka_event_ids,
     order_body,
     outbox_done,
@@ -176,17 +177,7 @@ async def test_platform_failing_and_throttling_applies_every_write_once(
     keys = await publish_commands(stack.bootstrap, kafka_topics.commands, shops, 40, "f")
     await until("all delivered", lambda: outbox_done(stack.outbox_path) >= 40, timeout=150)
     applied = await applied_at_simulator(stack.sim_url)
-    row = Row(
-        scenario="platform 30 % failures + 20 % 429",
-        sent=40,
-        acknowledged=40,
-        in_kafka=40,
-        delivered=sum(1 for k in keys if applied[k] >= 1),
-        duplicates=sum(max(0, applied[k] - 1) for k in keys),
-        unintended=sum(max(0, applied[k] - 1) for k in keys),
-        lost=sum(1 for k in keys if applied[k] == 0),
-        note="applied at the simulator",
-    )
+    row = applied_row("platform 30 % failures + 20 % 429", keys, applied)
     RESULTS.append(row)
     assert (40, 0, 0) == (row.delivered, row.duplicates, row.lost)
 

@@ -189,6 +189,22 @@ async def applied_at_simulator(sim_url: str) -> Counter[str]:
     return applied
 
 
+def applied_row(scenario: str, keys: list[str], applied: Counter[str]) -> Row:
+    """A row for writes counted at the simulator: delivered once each, or lost, or doubled."""
+    doubled = sum(max(0, applied[k] - 1) for k in keys)
+    return Row(
+        scenario=scenario,
+        sent=len(keys),
+        acknowledged=len(keys),
+        in_kafka=len(keys),
+        delivered=sum(1 for k in keys if applied[k] >= 1),
+        duplicates=doubled,
+        unintended=doubled,
+        lost=sum(1 for k in keys if applied[k] == 0),
+        note="applied at the simulator",
+    )
+
+
 async def until(predicate_name: str, check: object, timeout: float = 60.0) -> None:
     """Poll ``check()`` (sync or async) until true."""
     deadline = time.monotonic() + timeout
