@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -21,3 +22,18 @@ def _restore_logging() -> Iterator[None]:
     yield
     structlog.reset_defaults()
     root.handlers, root.level = handlers, level
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_sqlite_connection() -> Iterator[None]:
+    """Fail the test that leaves an aiosqlite connection open: its worker thread is not a daemon,
+    so one leak keeps the interpreter from exiting after the last test (CI hung on exactly that)."""
+    before = set(threading.enumerate())
+    yield
+    leaked = []
+    for thread in set(threading.enumerate()) - before:
+        if thread.name.endswith("(_connection_worker_thread)"):
+            thread.join(timeout=2.0)  # a connection being closed ends its thread promptly
+            if thread.is_alive():
+                leaked.append(thread.name)
+    assert [] == leaked, "aiosqlite connection(s) left open: close every store the test opens"

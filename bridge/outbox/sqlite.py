@@ -81,6 +81,37 @@ async def _complete(operation: Awaitable[T]) -> T:
         return result
 
 
+async def _set_up(conn: aiosqlite.Connection, busy_timeout: float) -> None:
+    """Set the pragmas; retried while another process holds the file during its WAL recovery.
+
+    After a crash (kill -9) the first connection to open the file recovers the WAL and holds an
+    exclusive lock meanwhile; SQLite answers the others ``SQLITE_BUSY`` at once, without calling
+    the busy handler, so ``busy_timeout`` alone does not cover it.
+    """
+    await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    deadline = asyncio.get_running_loop().time() + busy_timeout
+    pause = 0.01
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or asyncio.get_running_loop().time() + pause > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.25)
+    # FULL: a commit is on disk before it returns, so the offset committed after it
+    # never outlives the row on power loss (NORMAL may lose the last commits in WAL).
+    await conn.execute("PRAGMA synchronous = FULL")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 class _Session:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
@@ -120,14 +151,12 @@ class SQLiteOutboxStore(SQLOutboxStore):
             raise OutboxError(f"cannot open SQLite outbox {path!r}: {exc}") from exc
         conn.row_factory = sqlite3.Row
         try:
-            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            await conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: a commit is on disk before it returns, so the offset committed after it
-            # never outlives the row on power loss (NORMAL may lose the last commits in WAL).
-            await conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.Error as exc:
-            await conn.close()
-            raise OutboxError(f"cannot open SQLite outbox {path!r}: {exc}") from exc
+            await _set_up(conn, busy_timeout)
+        except BaseException as exc:
+            await conn.close()  # its worker thread is not a daemon: a leak would block exit
+            if isinstance(exc, sqlite3.Error):
+                raise OutboxError(f"cannot open SQLite outbox {path!r}: {exc}") from exc
+            raise
         return cls(conn, path, busy_timeout)
 
     async def close(self) -> None:

@@ -85,7 +85,11 @@ def _err(message: str) -> None:
 
 async def _open(config: Config) -> OutboxStore:
     store = await open_store(config.outbox.dsn)
-    await store.migrate()
+    try:
+        await store.migrate()
+    except BaseException:
+        await store.close()  # an open SQLite connection's thread would keep the process alive
+        raise
     return store
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import bridge.outbox
 from bridge.outbox import OutboxError, open_store
 from bridge.outbox.bucket import gcra_slots
 from bridge.outbox.migrations import load_migrations, split_sql
-from bridge.outbox.sqlite import sqlite_path
+from bridge.outbox.sqlite import _set_up, sqlite_path
 from tests.outbox.helpers import T0, write
 
 
@@ -131,3 +132,47 @@ def test_outbox_modules_import_without_cycles_and_contract_imports_no_store() ->
     implementations = {"bridge.outbox.sqlite", "bridge.outbox.postgres"}
     for module in ("store", "contract", "rows", "policy", "engine", "bucket", "migrations"):
         assert set() == graph[f"bridge.outbox.{module}"] & implementations
+
+
+class _RecoveringFile:
+    """Stands in for the connection while another process recovers the WAL after a crash: SQLite
+    answers SQLITE_BUSY at once (no busy handler) to ``journal_mode`` the first ``busy`` times."""
+
+    def __init__(self, busy: int, error: str = "database is locked") -> None:
+        self.busy, self.error, self.statements = busy, error, list[str]()
+
+    async def execute(self, sql: str) -> None:
+        self.statements.append(sql)
+        if "journal_mode" in sql and self.busy:
+            self.busy -= 1
+            raise sqlite3.OperationalError(self.error)
+
+
+async def test_open_waits_out_a_crashed_writers_wal_recovery() -> None:
+    """A second process opening the file during WAL recovery retries journal_mode, then goes on."""
+    conn = _RecoveringFile(busy=3)
+    await _set_up(conn, busy_timeout=5.0)  # type: ignore[arg-type]
+    assert 4 == sum("journal_mode" in s for s in conn.statements)
+    assert "PRAGMA synchronous = FULL" == conn.statements[-1]
+
+
+async def test_open_gives_up_on_a_lock_held_past_busy_timeout() -> None:
+    """The retry is bounded by busy_timeout: past it the lock error comes out as it is."""
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await _set_up(_RecoveringFile(busy=10_000), busy_timeout=0.1)  # type: ignore[arg-type]
+
+
+async def test_open_does_not_retry_other_errors() -> None:
+    """Only busy/locked is waited out; a broken file fails on the first try."""
+    conn = _RecoveringFile(busy=1, error="file is not a database")
+    with pytest.raises(sqlite3.OperationalError, match="not a database"):
+        await _set_up(conn, busy_timeout=5.0)  # type: ignore[arg-type]
+    assert 1 == sum("journal_mode" in s for s in conn.statements)
+
+
+async def test_a_store_that_cannot_open_leaves_no_connection_thread(tmp_path: Path) -> None:
+    """A file that is not a database: OutboxError naming it, and its connection is closed."""
+    bad = tmp_path / "outbox.db"
+    bad.write_bytes(b"this is not a sqlite file" * 100)
+    with pytest.raises(OutboxError, match="cannot open SQLite outbox"):
+        await open_store(f"sqlite:///{bad}")

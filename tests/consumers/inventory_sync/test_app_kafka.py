@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -31,10 +31,13 @@ def config(kafka_topics: Topics, kafka_bootstrap: str, tmp_path: Path) -> Config
 
 
 @pytest.fixture
-async def store(config: Config) -> OutboxStore:
+async def store(config: Config) -> AsyncIterator[OutboxStore]:
     opened = await open_store(config.outbox.dsn)
-    await opened.migrate()
-    return opened
+    try:
+        await opened.migrate()
+        yield opened
+    finally:
+        await opened.close()
 
 
 async def publish(bootstrap: str, records: Sequence[Record]) -> None:
