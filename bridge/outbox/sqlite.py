@@ -82,11 +82,11 @@ async def _complete(operation: Awaitable[T]) -> T:
 
 
 async def _set_up(conn: aiosqlite.Connection, busy_timeout: float) -> None:
-    """Set the pragmas; retried while another process holds the file during its WAL recovery.
+    """Set the pragmas; ``journal_mode`` is retried while another process holds the file.
 
-    After a crash (kill -9) the first connection to open the file recovers the WAL and holds an
-    exclusive lock meanwhile; SQLite answers the others ``SQLITE_BUSY`` at once, without calling
-    the busy handler, so ``busy_timeout`` alone does not cover it.
+    Two processes opening a new file at once (one switching it to WAL), or one recovering the WAL
+    after a crash (kill -9), make SQLite answer the other ``SQLITE_BUSY`` at once: waiting in the
+    busy handler could deadlock, so it is skipped and ``busy_timeout`` alone does not cover it.
     """
     await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     deadline = asyncio.get_running_loop().time() + busy_timeout
