@@ -100,3 +100,14 @@ class RequestTooLarge(PlatformError):
 
 class UsageError(BridgeError):
     """The command line asks for something that cannot be done as given; nothing was tried."""
+
+
+class ListenError(BridgeError):
+    """A port this process must serve on cannot be bound (taken, or not allowed)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(
+            f"cannot listen on {host}:{port}: {reason} (is another process using it? pick another"
+            " port with the command's port option)"
+        )
+        self.host, self.port = host, port

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from bridge.errors import ListenError
+
 T = TypeVar("T")
 
 
@@ -30,7 +32,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; ``port=0`` lets the kernel choose a free port."""
+    """A listening TCP socket; ``port=0`` lets the kernel choose a free port. Raises ListenError."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -38,9 +40,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
         sock.listen(2048)
         sock.setblocking(False)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise ListenError(host, port, exc.strerror or str(exc)) from exc
     return sock
 
 

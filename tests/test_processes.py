@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -103,3 +104,28 @@ async def test_bad_config_names_the_key_and_exits_2(tmp_path: Path) -> None:
     assert 2 == proc.returncode
     assert b"shops[1].platform" in err
     assert b"Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["ingress", "relay"])
+async def test_a_taken_port_is_one_error_line_and_exit_1(
+    command: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """A port held by another process: one line naming host:port and the reason, exit 1, no
+    traceback (the e2e stack once met a relay dying on its metrics port with a traceback)."""
+    config = write_config(tmp_path, kafka_bootstrap, topic_prefix)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = {
+            "ingress": ["ingress", "--host", "127.0.0.1", "--port", str(free_port()),
+                        "--ops-port", str(port)],
+            "relay": ["relay", "--metrics-host", "127.0.0.1", "--metrics-port", str(port)],
+        }[command]  # fmt: skip
+        proc = await start([*args, "--config", str(config)], tmp_path)
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert 1 == proc.returncode
+    assert b"Traceback" not in err
+    last = err.decode().strip().splitlines()[-1]
+    assert last.startswith(f"commerce-bridge: cannot listen on 127.0.0.1:{port}: "), last
+    assert "in use" in last

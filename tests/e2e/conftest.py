@@ -120,7 +120,7 @@ class SyncStack:
             "--ops-port", str(free_port()),
         )  # fmt: skip
         consumer = self._proc("inventory-sync", "consume", "inventory-sync")
-        relay = self._proc("relay", "relay")
+        relay = self._proc("relay", "relay", "--metrics-port", str(free_port()))
         for proc in (sim, ingress, consumer, relay):
             proc.start()
         await ingress.wait_for("kafka_producer_ready")

@@ -108,7 +108,8 @@ class Stack:
         return self.proc(f"consume-{app}", "consume", app, "--config", str(self.config_path))
 
     def relay(self, name: str = "relay") -> Proc:
-        return self.proc(name, "relay", "--config", str(self.config_path))
+        metrics = ["--metrics-host", "127.0.0.1", "--metrics-port", str(free_port())]
+        return self.proc(name, "relay", "--config", str(self.config_path), *metrics)
 
     def simulator(self, *faults: str) -> Proc:
         args = ["simulate", "--config", str(self.config_path), "--port", str(self.sim_port)]
