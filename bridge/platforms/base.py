@@ -27,6 +27,7 @@ __all__ = [
     "PlatformClient",
     "SignedRequest",
     "StockTarget",
+    "WebhookFunctions",
     "WebhookPlatform",
 ]
 
@@ -60,6 +61,28 @@ class WebhookPlatform(Protocol):
         self, delivery: Delivery, event: str, payload: Any, privacy: Privacy
     ) -> CanonicalEvent:
         """The canonical event for a verified, parsed delivery; raise InvalidPayload."""
+
+
+Verify = Callable[[Delivery, float], None]  # raises VerificationFailed
+VerifyHeaders = Callable[[Delivery, float], object]  # raises VerificationFailed; result unused
+CheckReplay = Callable[[Delivery, str, Any, float, float], None]
+Normalise = Callable[[Delivery, str, Any, Privacy], CanonicalEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookFunctions:
+    """A :class:`WebhookPlatform` made of a platform package's module functions.
+
+    ``verify_headers`` and ``check_replay`` are the optional checks of ``bridge.ingress.hooks``
+    (``None``: the platform has none).
+    """
+
+    name: str
+    verify: Verify
+    event_name: Callable[[Delivery], str]
+    normalise: Normalise
+    verify_headers: VerifyHeaders | None = None
+    check_replay: CheckReplay | None = None
 
 
 class PlatformClient(Protocol):

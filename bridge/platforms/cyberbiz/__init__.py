@@ -6,50 +6,28 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from bridge.events import CanonicalEvent
-from bridge.platforms.base import Delivery, Platform
+from bridge.platforms.base import Platform, WebhookFunctions
 from bridge.platforms.cyberbiz import normalise as _normalise
 from bridge.platforms.cyberbiz import signing, webhooks
 from bridge.platforms.cyberbiz.client import TARGETS, CyberbizClient
 from bridge.platforms.cyberbiz.normalise import ORDER_PII, PII_PATHS
 from bridge.platforms.cyberbiz.signing import signature
 from bridge.platforms.cyberbiz.webhooks import NAME, SECRET_HEADERS, STOCK_EVENT
-from bridge.privacy import Privacy
 
-__all__ = ["NAME", "ORDER_PII", "PLUGIN", "CyberbizClient", "CyberbizPlatform", "signature"]
-
-
-class CyberbizPlatform:
-    """The webhook side: HMAC verification, ``X-Cyberbiz-Event``, normalisation (pure)."""
-
-    name: ClassVar[str] = NAME
-
-    def verify(self, delivery: Delivery, now: float) -> None:
-        webhooks.verify(delivery, now)
-
-    def verify_headers(self, delivery: Delivery, now: float) -> None:
-        webhooks.verify_headers(delivery, now)
-
-    def check_replay(
-        self, delivery: Delivery, event: str, payload: Any, now: float, max_age: float
-    ) -> None:
-        webhooks.check_replay(delivery, event, payload, now, max_age)
-
-    def event_name(self, delivery: Delivery) -> str:
-        return webhooks.event_name(delivery)
-
-    def normalise(
-        self, delivery: Delivery, event: str, payload: Any, privacy: Privacy
-    ) -> CanonicalEvent:
-        return _normalise.normalise(delivery, event, payload, privacy)
+__all__ = ["NAME", "ORDER_PII", "PLUGIN", "CyberbizClient", "signature"]
 
 
 PLUGIN = Platform(
     name=NAME,
     title="Cyberbiz",
-    webhooks=CyberbizPlatform(),
+    webhooks=WebhookFunctions(
+        NAME,
+        verify=webhooks.verify,
+        verify_headers=webhooks.verify_headers,
+        check_replay=webhooks.check_replay,
+        event_name=webhooks.event_name,
+        normalise=_normalise.normalise,
+    ),
     client=CyberbizClient,
     sign=signing.sign,
     targets=TARGETS,

@@ -6,45 +6,26 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from bridge.events import CanonicalEvent
-from bridge.platforms.base import Delivery, Platform
+from bridge.platforms.base import Platform, WebhookFunctions
 from bridge.platforms.standard import normalise as _normalise
 from bridge.platforms.standard import signing, webhooks
 from bridge.platforms.standard.client import TARGETS, StandardClient
 from bridge.platforms.standard.normalise import PII_PATHS
 from bridge.platforms.standard.webhooks import NAME, SECRET_HEADERS, secret_bytes, sign
-from bridge.privacy import Privacy
 
-__all__ = ["NAME", "PLUGIN", "StandardClient", "StandardPlatform", "secret_bytes", "sign"]
-
-
-class StandardPlatform:
-    """The webhook side: Standard Webhooks signatures, the body's ``type``, normalisation."""
-
-    name: ClassVar[str] = NAME
-
-    def verify(self, delivery: Delivery, now: float) -> None:
-        webhooks.verify(delivery, now)
-
-    def verify_headers(self, delivery: Delivery, now: float) -> None:
-        webhooks.verify_headers(delivery, now)
-
-    def event_name(self, delivery: Delivery) -> str:
-        """The body's ``type``; the URL's event when the body has none."""
-        return webhooks.event_name(delivery)
-
-    def normalise(
-        self, delivery: Delivery, event: str, payload: Any, privacy: Privacy
-    ) -> CanonicalEvent:
-        return _normalise.normalise(delivery, event, payload, privacy)
+__all__ = ["NAME", "PLUGIN", "StandardClient", "secret_bytes", "sign"]
 
 
 PLUGIN = Platform(
     name=NAME,
     title="Standard Webhooks",
-    webhooks=StandardPlatform(),
+    webhooks=WebhookFunctions(
+        NAME,
+        verify=webhooks.verify,
+        verify_headers=webhooks.verify_headers,
+        event_name=webhooks.event_name,  # the body's type; the URL's event when it has none
+        normalise=_normalise.normalise,
+    ),
     client=StandardClient,
     sign=signing.sign_request,
     targets=TARGETS,

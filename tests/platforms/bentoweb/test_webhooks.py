@@ -6,7 +6,7 @@ import pytest
 
 from bridge.errors import UnknownEvent, VerificationFailed
 from bridge.platforms.base import WebhookPlatform
-from bridge.platforms.bentoweb import BentoWebPlatform, ip_allowed
+from bridge.platforms.bentoweb import PLUGIN, ip_allowed
 from tests.platforms.support import (
     NOW,
     SECRET,
@@ -15,7 +15,7 @@ from tests.platforms.support import (
     shop,
 )
 
-PLATFORM: WebhookPlatform = BentoWebPlatform()
+PLATFORM: WebhookPlatform = PLUGIN.webhooks
 ORDER = fixture_bytes("bentoweb/order.json")
 
 

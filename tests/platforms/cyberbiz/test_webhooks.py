@@ -11,7 +11,7 @@ import pytest
 from bridge.errors import UnknownEvent, VerificationFailed
 from bridge.platforms import get_platform
 from bridge.platforms.base import WebhookPlatform
-from bridge.platforms.cyberbiz import CyberbizPlatform, signature
+from bridge.platforms.cyberbiz import PLUGIN, signature
 from tests.platforms.support import (
     NOW,
     SECRET,
@@ -20,7 +20,7 @@ from tests.platforms.support import (
     shop,
 )
 
-PLATFORM: WebhookPlatform = CyberbizPlatform()
+PLATFORM: WebhookPlatform = PLUGIN.webhooks
 BODY = fixture_bytes("cyberbiz/order.json")
 
 

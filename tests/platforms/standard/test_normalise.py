@@ -8,7 +8,7 @@ import pytest
 from bridge.errors import InvalidPayload, UnknownEvent
 from bridge.events import event_id
 from bridge.platforms.base import WebhookPlatform
-from bridge.platforms.standard import StandardPlatform
+from bridge.platforms.standard import PLUGIN
 from tests.platforms.support import (
     delivery,
     fields,
@@ -18,7 +18,7 @@ from tests.platforms.support import (
     shop,
 )
 
-PLATFORM: WebhookPlatform = StandardPlatform()
+PLATFORM: WebhookPlatform = PLUGIN.webhooks
 MSG_ID = "msg_2b2Qm0Yk3gJ1"
 BODY = fixture_bytes("standard/order_paid.json")
 

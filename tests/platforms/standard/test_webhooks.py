@@ -10,7 +10,7 @@ import pytest
 
 from bridge.errors import VerificationFailed
 from bridge.platforms.base import WebhookPlatform
-from bridge.platforms.standard import StandardPlatform, secret_bytes, sign
+from bridge.platforms.standard import PLUGIN, secret_bytes, sign
 from tests.platforms.support import (
     NOW,
     delivery,
@@ -18,7 +18,7 @@ from tests.platforms.support import (
     shop,
 )
 
-PLATFORM: WebhookPlatform = StandardPlatform()
+PLATFORM: WebhookPlatform = PLUGIN.webhooks
 SECRET = "whsec_" + base64.b64encode(b"standard-webhooks-test-key-32byt").decode()
 MSG_ID = "msg_2b2Qm0Yk3gJ1"
 BODY = fixture_bytes("standard/order_paid.json")
