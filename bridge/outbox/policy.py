@@ -45,14 +45,18 @@ class Dialect:
 
 # A row `claim` may take: due (pending and its time has come, or in flight with its lease run out),
 # and the oldest live row of its (shop, target), so each target has at most one row in flight and
-# its rows go out in id order.
+# its rows go out in id order. The first term repeats the statuses so that both databases use the
+# partial index of live rows (``outbox_live``, migration 0004): finished rows cost nothing here.
+# "The oldest" is a scalar MIN, one index probe per candidate whatever the planner's statistics
+# say (as NOT EXISTS, PostgreSQL planned a nested loop over every live row once its statistics
+# predated the live rows: quadratic, 244 ms for 1,200 due rows).
 CLAIMABLE = f"""
-    ((o.status = 'pending' AND o.next_attempt_at <= :now)
+    o.status IN {_LIVE}
+    AND ((o.status = 'pending' AND o.next_attempt_at <= :now)
      OR (o.status = 'in_flight' AND o.lease_until <= :now))
-    AND NOT EXISTS (
-        SELECT 1 FROM outbox p
-        WHERE p.shop = o.shop AND p.target = o.target AND p.id < o.id
-          AND p.status IN {_LIVE})
+    AND o.id = (
+        SELECT MIN(p.id) FROM outbox p
+        WHERE p.shop = o.shop AND p.target = o.target AND p.status IN {_LIVE})
 """
 # Claim order within a shop: priority first (a sell-out before a restock), then age.
 CLAIM_ORDER = "o.priority DESC, o.id"
