@@ -122,8 +122,9 @@ class OperatorStore(Protocol):
 
     async def retry_all_dead(self, now: float, shop: str | None = None) -> int: ...
 
-    async def purge(self, older_than: timedelta, now: float) -> int:
-        """Delete done/dead/superseded rows last updated before ``now - older_than``."""
+    async def purge(self, older_than: timedelta, now: float, *, limit: int | None = None) -> int:
+        """Delete done/dead/superseded rows last updated before ``now - older_than`` (at most
+        ``limit``, the oldest first); the number deleted."""
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """Row count by (shop, status)."""

@@ -332,8 +332,11 @@ class SQLOutboxStore(ABC):
                 await session.execute(self.sql.unstick_lane, {"shop": shop, "now": params["now"]})
         return len(revived)
 
-    async def purge(self, older_than: timedelta, now: float) -> int:
-        return await self._change(self.sql.purge, {"cutoff": now - older_than.total_seconds()})
+    async def purge(self, older_than: timedelta, now: float, *, limit: int | None = None) -> int:
+        cutoff = now - older_than.total_seconds()
+        if limit is None:
+            return await self._change(self.sql.purge, {"cutoff": cutoff})
+        return await self._change(self.sql.purge_batch, {"cutoff": cutoff, "limit": limit})
 
     async def counts(self) -> dict[tuple[str, str], int]:
         rows = await self._fetch(self.sql.counts, {})

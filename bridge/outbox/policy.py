@@ -137,6 +137,12 @@ class Statements:
         f" AND (CAST(:shop AS TEXT) IS NULL OR shop = :shop) AND NOT ({OUTDATED}) RETURNING shop"
     )
     purge = f"DELETE FROM outbox WHERE status IN {_TERMINAL} AND updated_at < :cutoff"
+    # At most :limit of them (the oldest first, through outbox_finished): a background purge
+    # holds the write lock briefly, however many rows are due.
+    purge_batch = (
+        f"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status IN {_TERMINAL}"
+        " AND updated_at < :cutoff ORDER BY updated_at LIMIT :limit)"
+    )
     counts = "SELECT shop, status, COUNT(*) AS n FROM outbox GROUP BY shop, status"
     # -- consumer state -------------------------------------------------------------------------
     get_state = "SELECT value FROM consumer_state WHERE namespace = :namespace AND key = :key"
