@@ -11,7 +11,7 @@ finished rows, default 1,000,000, ``--quick`` 200,000, bulk-inserted in SQL by
   of ``claim(shop, limit=10)`` over the shops, each claimed row ``mark_done``; p99 of each call
   (the store API as the relay calls it, timed around the await); one row in ten fails once
   (``mark_retry``, which looks for a newer row of its target) and is claimed again. Also
-  ``due_shops`` (every relay poll) and ``counts`` (the relay's depth gauge, every 5 s).
+  ``due_shops`` (every relay poll) and ``depth`` (the relay's depth gauge, every 5 s).
 * **relay throughput**: a real ``commerce-bridge relay`` process against a real
   ``commerce-bridge simulate`` process, ``SHOPS`` shops at 1,000 requests/s each (so the rate
   limit is not what is measured), ``RELAYED`` rows queued at once: deliveries per second from the
@@ -72,7 +72,7 @@ class Measured:
     claim: list[float] = field(default_factory=list)
     mark: list[float] = field(default_factory=list)
     due: list[float] = field(default_factory=list)
-    counts: list[float] = field(default_factory=list)
+    depth: list[float] = field(default_factory=list)
     relay_rate: float = 0.0
     relay_cpu: dict[str, float] = field(default_factory=dict)
     fill_seconds: float = 0.0
@@ -122,7 +122,7 @@ async def claim_and_mark(store: OutboxStore, measured: Measured) -> None:
     await enqueue(store, uuid.uuid4().hex[:8], PENDING)
     owner = "bench"
     for _ in range(3):  # the relay's per-poll and per-5 s queries, a few samples each
-        await timed(measured.counts, store.counts())
+        await timed(measured.depth, store.depth())
     while True:
         due = await timed(measured.due, store.due_shops(time.time()))
         if not due:
@@ -239,10 +239,10 @@ def summary_rows(name: str, rows: int, empty: Measured, full: Measured) -> list[
     )
     ratio_row("relay throughput", empty.relay_rate, full.relay_rate, "deliveries/s", True)
     out.append(
-        {"row": f"{label}: due_shops p99 / counts p99 (relay poll / depth gauge)", "goal": "-",
-         "measured": f"{percentile(full.due, 99):.2f} / {percentile(full.counts, 99):.1f} ms"
+        {"row": f"{label}: due_shops p99 / depth p99 (relay poll / depth gauge)", "goal": "-",
+         "measured": f"{percentile(full.due, 99):.2f} / {percentile(full.depth, 99):.1f} ms"
                      f" (empty {percentile(empty.due, 99):.2f} / "
-                     f"{percentile(empty.counts, 99):.1f} ms)",
+                     f"{percentile(empty.depth, 99):.1f} ms)",
          "ratio": "-"}
     )  # fmt: skip
     cpu = full.relay_cpu

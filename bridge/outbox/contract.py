@@ -105,6 +105,10 @@ class RelayStore(Protocol):
     async def counts(self) -> dict[tuple[str, str], int]:
         """Row count by (shop, status)."""
 
+    async def depth(self) -> dict[tuple[str, str], int]:
+        """Row count by (shop, status) of the pending, in-flight and dead rows only: cheap
+        however many finished rows the outbox holds (the relay's depth gauge)."""
+
 
 class OperatorStore(Protocol):
     """What ``commerce-bridge outbox list|retry|purge`` needs."""

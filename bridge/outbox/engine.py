@@ -341,3 +341,7 @@ class SQLOutboxStore(ABC):
     async def counts(self) -> dict[tuple[str, str], int]:
         rows = await self._fetch(self.sql.counts, {})
         return {(str(r["shop"]), str(r["status"])): int(r["n"]) for r in rows}
+
+    async def depth(self) -> dict[tuple[str, str], int]:
+        rows = await self._fetch(self.sql.depth, {})
+        return {(str(r["shop"]), str(r["status"])): int(r["n"]) for r in rows}

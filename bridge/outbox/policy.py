@@ -144,6 +144,15 @@ class Statements:
         " AND updated_at < :cutoff ORDER BY updated_at LIMIT :limit)"
     )
     counts = "SELECT shop, status, COUNT(*) AS n FROM outbox GROUP BY shop, status"
+    # The relay's depth gauge: live and dead rows only, through partial indexes (counting the
+    # finished rows would read all of them every few seconds). The inner ORDER BY is
+    # outbox_live's own order: without it SQLite scans the whole outbox_claim for the grouping.
+    depth = (
+        f"SELECT shop, status, COUNT(*) AS n FROM (SELECT shop, status FROM outbox"
+        f" WHERE status IN {_LIVE} ORDER BY shop, priority DESC, id) AS live"
+        " GROUP BY shop, status UNION ALL SELECT shop, status, COUNT(*) AS n FROM outbox"
+        " WHERE status = 'dead' GROUP BY shop, status"
+    )
     # -- consumer state -------------------------------------------------------------------------
     get_state = "SELECT value FROM consumer_state WHERE namespace = :namespace AND key = :key"
     put_state = (

@@ -17,7 +17,7 @@ import pytest
 from bridge.outbox import OutboxStore
 from bridge.outbox.sqlite import SQLiteOutboxStore, sqlite_path
 
-FLAT_INDEXES = {"outbox_live", "outbox_newer"}
+FLAT_INDEXES = {"outbox_live", "outbox_newer", "outbox_dead"}
 PARAMS = {
     "shop": "shop-a", "target": "variant:1", "kind": "set_stock", "id": 1, "now": 0.0,
     "owner": "relay", "until": 0.0, "limit": 10, "next": 0.0, "error": "", "undo": 0,
@@ -39,7 +39,7 @@ async def index_names(dsn: str) -> set[str]:
 
 
 async def test_migration_0004_creates_the_flat_indexes(store: OutboxStore, outbox_dsn: str) -> None:
-    """The partial index of live rows and the index of a target's newer rows exist."""
+    """The partial indexes of live rows, of a target's newer rows and of dead rows exist."""
     assert FLAT_INDEXES == FLAT_INDEXES & await index_names(outbox_dsn)
 
 
@@ -57,12 +57,14 @@ def sqlite_plan(dsn: str, statement: str) -> str:
         ("due_shops", "SCAN o USING INDEX outbox_live"),
         ("mark_retry", "SEARCH n USING INDEX outbox_newer (shop=? AND target=? AND id>?)"),
         ("retry", "SEARCH n USING INDEX outbox_newer (shop=? AND target=? AND id>?)"),
+        ("depth", "SCAN outbox USING COVERING INDEX outbox_live"),
+        ("depth", "SCAN outbox USING COVERING INDEX outbox_dead"),
     ],
 )
 async def test_sqlite_relay_statements_read_live_or_newer_rows_only(
     tmp_path: Path, statement: str, expected: str
 ) -> None:
-    """On SQLite, claim and poll read outbox_live; a retry's replaced-check reads outbox_newer."""
+    """On SQLite, claim, poll and depth read partial indexes; a retry's check reads outbox_newer."""
     dsn = f"sqlite:///{tmp_path / 'outbox.db'}"
     store = await SQLiteOutboxStore.open(dsn)
     try:
@@ -71,5 +73,5 @@ async def test_sqlite_relay_statements_read_live_or_newer_rows_only(
         await store.close()
     plan = sqlite_plan(dsn, getattr(SQLiteOutboxStore.sql, statement))
     assert expected in plan, plan
-    assert "SCAN outbox" not in plan, plan
-    assert "USING INDEX outbox_claim" not in plan, plan
+    assert "SCAN outbox" not in plan.split(" | "), plan  # no full table scan
+    assert "outbox_claim" not in plan, plan  # nor one of the index over every row
