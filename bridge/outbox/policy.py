@@ -90,11 +90,13 @@ class Statements:
     # When the row was first claimed for sending; NULL: never.
     first_sent = "SELECT first_sent_at FROM outbox WHERE id = :id"
     # A new superseding row replaces the *pending* superseding rows of its (shop, target, kind);
-    # a row in flight may be on the wire and is left alone.
+    # a row in flight may be on the wire and is left alone. The live-status term lets both
+    # databases find them through outbox_active_target (the target's live rows), not by reading
+    # every pending row of the shop: a backlog of writes to many targets must not slow each add.
     supersede = (
         "UPDATE outbox SET status = 'superseded', updated_at = :now"
-        " WHERE shop = :shop AND target = :target AND kind = :kind AND superseding"
-        " AND status = 'pending' AND id < :id RETURNING id"
+        f" WHERE shop = :shop AND target = :target AND status IN {_LIVE} AND kind = :kind"
+        " AND superseding AND status = 'pending' AND id < :id RETURNING id"
     )
     record_superseded = "UPDATE outbox SET supersedes = :old WHERE id = :id"
     # -- relay ----------------------------------------------------------------------------------

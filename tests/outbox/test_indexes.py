@@ -57,6 +57,7 @@ def sqlite_plan(dsn: str, statement: str) -> str:
         ("due_shops", "SCAN o USING INDEX outbox_live"),
         ("mark_retry", "SEARCH n USING INDEX outbox_newer (shop=? AND target=? AND id>?)"),
         ("retry", "SEARCH n USING INDEX outbox_newer (shop=? AND target=? AND id>?)"),
+        ("supersede", "SEARCH outbox USING INDEX outbox_active_target (shop=? AND target=? AND"),
         ("depth", "SCAN outbox USING COVERING INDEX outbox_live"),
         ("depth", "SCAN outbox USING COVERING INDEX outbox_dead"),
     ],
@@ -64,7 +65,7 @@ def sqlite_plan(dsn: str, statement: str) -> str:
 async def test_sqlite_relay_statements_read_live_or_newer_rows_only(
     tmp_path: Path, statement: str, expected: str
 ) -> None:
-    """On SQLite, claim, poll and depth read partial indexes; a retry's check reads outbox_newer."""
+    """On SQLite, claim, poll, supersede and depth read partial indexes, a retry outbox_newer."""
     dsn = f"sqlite:///{tmp_path / 'outbox.db'}"
     store = await SQLiteOutboxStore.open(dsn)
     try:
