@@ -56,7 +56,7 @@ from bridge.serve import free_port, run
 PYTHON = sys.executable
 SHOPS = 20
 PENDING = 60  # rows per shop for the claim/mark rounds
-RELAYED = 3_000  # rows the relay process delivers per database
+RELAYED = 3_000  # rows the relay process delivers per database (--quick: 1,000)
 TOKEN = "bench-token"  # noqa: S105 -- a throwaway token for the loopback simulator
 LEASE = 30.0
 RETRY_EVERY = 10  # one claimed row in ten fails once (mark_retry), the rest mark_done
@@ -73,6 +73,7 @@ class Measured:
     mark: list[float] = field(default_factory=list)
     due: list[float] = field(default_factory=list)
     depth: list[float] = field(default_factory=list)
+    relayed: int = RELAYED  # rows the relay process delivers
     relay_rate: float = 0.0
     relay_cpu: dict[str, float] = field(default_factory=dict)
     fill_seconds: float = 0.0
@@ -164,6 +165,7 @@ async def last_id(store: OutboxStore) -> int:
 async def relay_throughput(
     store: OutboxStore, dsn: str, tmp: Path, sim: str, sim_pid: int, measured: Measured
 ) -> None:
+    relayed = measured.relayed
     name = uuid.uuid4().hex[:6]
     config = tmp / f"relay-{name}.toml"
     config.write_text(config_text(sim, dsn))
@@ -178,23 +180,23 @@ async def relay_throughput(
         before = await last_id(store)
         meter = CpuMeter({"relay": relay.pid, "simulator": sim_pid})
         meter.start()
-        enqueued = await enqueue(store, name, RELAYED // SHOPS)
+        enqueued = await enqueue(store, name, relayed // SHOPS)
         deadline = time.monotonic() + 300
         while True:
             count, finished = await delivered(dsn, before)
-            if count >= RELAYED:
+            if count >= relayed:
                 break
             if time.monotonic() > deadline or not relay.alive():
-                raise RuntimeError(f"relay delivered {count}/{RELAYED}:\n{relay.tail()}")
+                raise RuntimeError(f"relay delivered {count}/{relayed}:\n{relay.tail()}")
             await asyncio.sleep(0.1)
         measured.relay_cpu = meter.stop()
-        measured.relay_rate = RELAYED / (finished - enqueued)
+        measured.relay_rate = relayed / (finished - enqueued)
     finally:
         relay.stop()
 
 
-async def measure(dsn: str, fill: int, tmp: Path, sim: str, sim_pid: int) -> Measured:
-    measured = Measured()
+async def measure(dsn: str, fill: int, tmp: Path, sim: str, sim_pid: int, relayed: int) -> Measured:
+    measured = Measured(relayed=relayed)
     store = await open_store(dsn)
     try:
         await store.migrate()
@@ -237,7 +239,8 @@ def summary_rows(name: str, rows: int, empty: Measured, full: Measured) -> list[
         "ms",
         False,
     )
-    ratio_row("relay throughput", empty.relay_rate, full.relay_rate, "deliveries/s", True)
+    what = f"relay throughput ({full.relayed:,} rows, 1 relay process)"
+    ratio_row(what, empty.relay_rate, full.relay_rate, "deliveries/s", True)
     out.append(
         {"row": f"{label}: due_shops p99 / depth p99 (relay poll / depth gauge)", "goal": "-",
          "measured": f"{percentile(full.due, 99):.2f} / {percentile(full.depth, 99):.1f} ms"
@@ -275,7 +278,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> list[dict[str, str]]:
             if store == "sqlite":
                 dsns = [f"sqlite:///{tmp / f'{state}.db'}" for state in ("empty", "full")]
                 results = [
-                    await measure(dsn, fill, tmp, sim, simulator.pid)
+                    await measure(dsn, fill, tmp, sim, simulator.pid, args.relayed)
                     for dsn, fill in zip(dsns, (0, args.rows), strict=True)
                 ]
             else:
@@ -283,7 +286,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> list[dict[str, str]]:
                     results = []
                     for state, fill in (("empty", 0), ("full", args.rows)):
                         dsn = await fresh_schema(server, f"bench_{state}")
-                        results.append(await measure(dsn, fill, tmp, sim, simulator.pid))
+                        measured = await measure(dsn, fill, tmp, sim, simulator.pid, args.relayed)
+                        results.append(measured)
             rows += summary_rows(store, args.rows, *results)
     finally:
         simulator.stop()
@@ -298,6 +302,7 @@ def main() -> int:
     add_json_flag(parser)
     args = parser.parse_args()
     args.rows = args.rows or (200_000 if args.quick else 1_000_000)
+    args.relayed = 1_000 if args.quick else RELAYED
     args.stores = [s.strip() for s in args.stores.split(",") if s.strip()]
     if unknown := set(args.stores) - {"sqlite", "postgres"}:
         parser.error(f"unknown store(s): {', '.join(sorted(unknown))}")
