@@ -5,7 +5,8 @@ SQLite and on PostgreSQL.
 
 For each store, two fresh databases with the same schema: *empty*, and *full* (``--rows``
 finished rows, default 1,000,000, ``--quick`` 200,000, bulk-inserted in SQL by
-``outbox_fill.py``, then ``ANALYZE``). In each, measured the same way:
+``outbox_fill.py``). In each, measured the same way (PostgreSQL ``ANALYZE``d once the pending
+rows are in, in both databases, as autovacuum keeps a running outbox):
 
 * **claim / mark**: ``SHOPS`` shops with ``PENDING`` pending rows each (distinct targets); rounds
   of ``claim(shop, limit=10)`` over the shops, each claimed row ``mark_done``; p99 of each call
@@ -118,9 +119,22 @@ async def timed(into: list[float], awaitable: Awaitable[T]) -> T:
     return result
 
 
-async def claim_and_mark(store: OutboxStore, measured: Measured) -> None:
+async def analyze(dsn: str) -> None:
+    """PostgreSQL: fresh planner statistics, as autovacuum keeps them in a running outbox (its
+    threshold is a tenth of the table changed: minutes at relay rates). SQLite has none."""
+    if dsn.startswith("sqlite"):
+        return
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("ANALYZE outbox")
+    finally:
+        await conn.close()
+
+
+async def claim_and_mark(store: OutboxStore, dsn: str, measured: Measured) -> None:
     """Rounds of claim(10) per shop, each row marked done, until every pending row is done."""
     await enqueue(store, uuid.uuid4().hex[:8], PENDING)
+    await analyze(dsn)
     owner = "bench"
     for _ in range(3):  # the relay's per-poll and per-5 s queries, a few samples each
         await timed(measured.depth, store.depth())
@@ -210,7 +224,7 @@ async def measure(dsn: str, fill: int, tmp: Path, sim: str, sim_pid: int, relaye
             else:
                 await fill_postgres(dsn, fill, SHOPS, time.time())
             measured.fill_seconds = time.monotonic() - started
-        await claim_and_mark(store, measured)
+        await claim_and_mark(store, dsn, measured)
         await relay_throughput(store, dsn, tmp, sim, sim_pid, measured)
     finally:
         await store.close()

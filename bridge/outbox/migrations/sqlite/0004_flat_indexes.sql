@@ -12,3 +12,8 @@ CREATE INDEX outbox_newer ON outbox (shop, target, id)
 
 -- The relay's depth gauge counts dead rows per shop (policy depth), not every finished row.
 CREATE INDEX outbox_dead ON outbox (shop, status) WHERE status = 'dead';
+
+-- outbox_claim (shop, status, next_attempt_at) held every row; nothing the relay or a consumer
+-- runs reads it any more (claims and polls: outbox_live; supersede: outbox_active_target), and
+-- each status change of a row rewrote its entry.
+DROP INDEX outbox_claim;
