@@ -18,6 +18,7 @@ from bridge import platforms
 from bridge.errors import ConfigError
 from bridge.privacy import key_id
 from bridge.settings import (
+    MIN_RETENTION,
     PRIVACY_MODES,
     STOCK_SOURCES,
     Config,
@@ -282,13 +283,20 @@ class _Reader:
 
     def outbox(self, raw: dict[str, Any]) -> OutboxConfig:
         k = "outbox"
-        self.no_extra(raw, k, {"dsn"})
-        dsn = self.env.get("BRIDGE_OUTBOX_DSN") or self.string(raw, k, "dsn", OutboxConfig().dsn)
+        self.no_extra(raw, k, {"dsn", "retention"})
+        d = OutboxConfig()
+        dsn = self.env.get("BRIDGE_OUTBOX_DSN") or self.string(raw, k, "dsn", d.dsn)
         if dsn.startswith("env:"):
             dsn = self.secret(dsn, f"{k}.dsn")
         if not dsn.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise ConfigError(f"{k}.dsn", "must start with sqlite:// or postgresql://")
-        return OutboxConfig(dsn=dsn)
+        retention = self.number(raw, k, "retention", d.retention, minimum=0.0)
+        if 0 < retention < MIN_RETENTION:
+            raise ConfigError(
+                f"{k}.retention",
+                f"must be 0 (keep finished rows) or >= {MIN_RETENTION:g} s, got {retention:g}",
+            )
+        return OutboxConfig(dsn=dsn, retention=retention)
 
     def relay(self, raw: dict[str, Any]) -> RelayConfig:
         k = "relay"

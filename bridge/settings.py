@@ -57,9 +57,15 @@ class IngressConfig:
     max_event_age: float = 86_400.0  # replay bound on bodies with updated_at (0: off)
 
 
+MIN_RETENTION = 3600.0  # a finished row is kept at least an hour (its key dedups redeliveries)
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxConfig:
     dsn: str = field(default=DEFAULT_OUTBOX_DSN, repr=False)  # may hold a password
+    # Seconds a done/dead/superseded row is kept after its last update; the relay purges older
+    # ones in the background. 0: keep them (purge only with ``commerce-bridge outbox purge``).
+    retention: float = 7 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)

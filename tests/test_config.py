@@ -97,6 +97,9 @@ def test_env_overrides_bootstrap_servers() -> None:
         ('mode = "encrypt"', 'mode = "hide"', "privacy.mode"),
         ('dsn = "sqlite:///var/bridge/outbox.db"', 'dsn = "mysql://x"', "outbox.dsn"),
         ("max_body_bytes = 2097152", "max_body_bytes = 0", "ingress.max_body_bytes"),
+        ('outbox.db"\n', 'outbox.db"\nretention = 60\n', "outbox.retention"),
+        ('outbox.db"\n', 'outbox.db"\nretention = "7d"\n', "outbox.retention"),
+        ('outbox.db"\n', 'outbox.db"\nretention = -1\n', "outbox.retention"),
         ('{ shop = "bento-bkk", variant = "753758" }', '{ shop = "nope", variant = "1" }',
          "sync_groups[0].members[1].shop"),
         ('id = "bento-bkk"', 'id = "cb-taipei"', "shops[1].id"),
@@ -233,3 +236,10 @@ def test_shop_defaults_are_the_dataclass_defaults() -> None:
     text = '[privacy]\nmode = "redact"\n[[shops]]\nid = "s"\nplatform = "standard"\nwebhook_secrets = ["x"]\n'
     expected = ShopConfig(id="s", platform="standard", webhook_secrets=("x",))
     assert expected == parse_config(text, {}).shops["s"]
+
+
+def test_outbox_retention_defaults_to_a_week_and_zero_keeps_rows() -> None:
+    """outbox.retention is seconds (default 7 days); 0 turns the background purge off."""
+    assert 7 * 86_400.0 == parse_config(EXAMPLE, ENV).outbox.retention
+    text = EXAMPLE.replace('outbox.db"\n', 'outbox.db"\nretention = 0\n', 1)
+    assert 0.0 == parse_config(text, ENV).outbox.retention

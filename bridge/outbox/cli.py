@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from bridge import clitools
 from bridge.errors import UsageError
+from bridge.outbox.retention import purge_expired
 from bridge.outbox.store import OutboxError, OutboxRow, OutboxStore, Status, open_store
 
 ERROR_WIDTH = 60
@@ -48,13 +49,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     retry.add_argument("--shop", metavar="SHOP", help="with --all-dead: only this shop")
     retry.set_defaults(func=cmd_retry)
 
-    purge = commands.add_parser("purge", parents=[common], help="delete finished rows")
+    purge = commands.add_parser(
+        "purge",
+        parents=[common],
+        help="delete finished rows (the relay also does, past outbox.retention)",
+    )
     purge.add_argument(
         "--older-than",
         type=parse_duration,
-        required=True,
         metavar="AGE",
-        help="e.g. 7d, 12h, 1d12h: done/dead/superseded rows last updated before now - AGE",
+        help="e.g. 7d, 12h, 1d12h: done/dead/superseded rows last updated before now - AGE "
+        "(default: the configured outbox.retention)",
     )
     purge.set_defaults(func=cmd_purge)
 
@@ -99,6 +104,13 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    if args.older_than is None:
+        retention = clitools.load(args).outbox.retention
+        if retention <= 0:
+            raise UsageError(
+                "outbox purge: give --older-than AGE (outbox.retention is 0: rows are kept)"
+            )
+        args.older_than = timedelta(seconds=retention)
     return _run(args, _purge)
 
 
@@ -128,7 +140,7 @@ async def _retry(store: OutboxStore, args: argparse.Namespace, now: float) -> in
 
 
 async def _purge(store: OutboxStore, args: argparse.Namespace, now: float) -> int:
-    count = await store.purge(args.older_than, now)
+    count = await purge_expired(store, args.older_than.total_seconds(), now)
     cutoff = datetime.fromtimestamp(int(now - args.older_than.total_seconds()), UTC)
     plural = "s" if count != 1 else ""
     write(f"purged {count} finished row{plural} last updated before {cutoff.isoformat()}\n")

@@ -105,6 +105,10 @@ class RelayStore(Protocol):
     async def counts(self) -> dict[tuple[str, str], int]:
         """Row count by (shop, status)."""
 
+    async def depth(self) -> dict[tuple[str, str], int]:
+        """Row count by (shop, status) of the pending, in-flight and dead rows only: cheap
+        however many finished rows the outbox holds (the relay's depth gauge)."""
+
 
 class OperatorStore(Protocol):
     """What ``commerce-bridge outbox list|retry|purge`` needs."""
@@ -122,8 +126,9 @@ class OperatorStore(Protocol):
 
     async def retry_all_dead(self, now: float, shop: str | None = None) -> int: ...
 
-    async def purge(self, older_than: timedelta, now: float) -> int:
-        """Delete done/dead/superseded rows last updated before ``now - older_than``."""
+    async def purge(self, older_than: timedelta, now: float, *, limit: int | None = None) -> int:
+        """Delete done/dead/superseded rows last updated before ``now - older_than`` (at most
+        ``limit``, the oldest first); the number deleted."""
 
     async def counts(self) -> dict[tuple[str, str], int]:
         """Row count by (shop, status)."""

@@ -332,9 +332,16 @@ class SQLOutboxStore(ABC):
                 await session.execute(self.sql.unstick_lane, {"shop": shop, "now": params["now"]})
         return len(revived)
 
-    async def purge(self, older_than: timedelta, now: float) -> int:
-        return await self._change(self.sql.purge, {"cutoff": now - older_than.total_seconds()})
+    async def purge(self, older_than: timedelta, now: float, *, limit: int | None = None) -> int:
+        cutoff = now - older_than.total_seconds()
+        if limit is None:
+            return await self._change(self.sql.purge, {"cutoff": cutoff})
+        return await self._change(self.sql.purge_batch, {"cutoff": cutoff, "limit": limit})
 
     async def counts(self) -> dict[tuple[str, str], int]:
         rows = await self._fetch(self.sql.counts, {})
+        return {(str(r["shop"]), str(r["status"])): int(r["n"]) for r in rows}
+
+    async def depth(self) -> dict[tuple[str, str], int]:
+        rows = await self._fetch(self.sql.depth, {})
         return {(str(r["shop"]), str(r["status"])): int(r["n"]) for r in rows}

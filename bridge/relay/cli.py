@@ -19,6 +19,7 @@ from bridge.config import Config
 from bridge.kafka.publisher import KafkaPublisher
 from bridge.log import get_logger
 from bridge.ops import ops_app
+from bridge.outbox.retention import purging
 from bridge.outbox.store import open_store
 from bridge.platforms import client_for
 from bridge.platforms.base import PlatformClient
@@ -148,7 +149,8 @@ async def run_relay(
     registry: CollectorRegistry | None = None,
     options: RelayOptions | None = None,
 ) -> None:
-    """Run one relay until ``stop`` is set: store, HTTP client, platform clients, Kafka."""
+    """Run one relay until ``stop`` is set: store, HTTP client, platform clients, Kafka, and the
+    retention purge (``outbox.retention``)."""
     registry = registry if registry is not None else CollectorRegistry()
     store = await open_store(config.outbox.dsn)
     publisher = KafkaPublisher(config.kafka, client_id="bridge-relay")
@@ -176,6 +178,7 @@ async def run_relay(
                     running_server(app, host=metrics_host, port=metrics_port)
                 )
                 log.info("relay_metrics_listening", url=url)
+            await stack.enter_async_context(purging(store, config.outbox.retention, stop))
             await relay.run(stop)
     finally:
         await publisher.stop()  # flushes what the reporter handed over

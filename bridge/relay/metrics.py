@@ -66,7 +66,7 @@ class RelayMetrics:
         )
 
     def set_depth(self, counts: Mapping[tuple[str, str], int]) -> None:
-        """Set ``bridge_outbox_rows`` from ``store.counts()``; vanished pairs drop to zero."""
+        """Set ``bridge_outbox_rows`` from ``store.depth()``; vanished pairs drop to zero."""
         for key in self._seen - set(counts):
             self.outbox_rows.labels(*key).set(0)
         for (shop, status), count in counts.items():

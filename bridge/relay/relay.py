@@ -206,7 +206,7 @@ class Relay:
     async def _depth_loop(self) -> None:
         while True:
             try:
-                self.metrics.set_depth(await self.store.counts())
+                self.metrics.set_depth(await self.store.depth())
             except Exception:
                 log.exception("relay_depth_failed")
             await asyncio.sleep(self.options.depth_interval)

@@ -169,3 +169,24 @@ def test_format_rows_truncates_errors_and_shows_leases() -> None:
     assert "lease ends in 20s" in line
     assert line.endswith("HTTP 503 " + "x" * 50 + "…")
     assert "no rows\n" == format_rows([], T0)
+
+
+async def test_purge_without_older_than_uses_the_configured_retention(
+    store: OutboxStore, config: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """purge alone applies outbox.retention (default 7 days; T0 is older)."""
+    await dead_row(store, "k1", "variant:1")
+    assert 0 == await run("outbox", "purge", "--config", config)
+    assert capsys.readouterr().out.startswith("purged 1 finished row last updated before ")
+    assert [] == await store.list_rows()
+
+
+async def test_purge_without_older_than_and_retention_zero_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With outbox.retention = 0 there is no default age: exit 2, saying what to give."""
+    path = tmp_path / "keep.toml"
+    dsn = f"sqlite:///{tmp_path / 'keep.db'}"
+    path.write_text(f'[outbox]\ndsn = "{dsn}"\nretention = 0\n[privacy]\nmode = "redact"\n')
+    assert 2 == await run("outbox", "purge", "--config", str(path))
+    assert "give --older-than AGE" in capsys.readouterr().err

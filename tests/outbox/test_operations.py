@@ -97,6 +97,18 @@ async def test_counts_by_shop_and_status(store: OutboxStore) -> None:
     assert expected == await store.counts()
 
 
+async def test_depth_counts_live_and_dead_rows_only(store: OutboxStore) -> None:
+    """depth() is counts() without the done and superseded rows (the relay's gauge)."""
+    await add(store, write("variant:1", "k1"), write("variant:1", "k2"), write("variant:2", "k3"))
+    first, _second = await store.claim("shop-a", "relay", 10, LEASE, T0)
+    await store.mark_done(first.id, "relay", T0)
+    await make_dead(store, ("k5", "variant:5"), shop="shop-b")
+    await add(store, write("variant:1", "k4", shop="shop-b"))
+    expected = {("shop-a", "in_flight"): 1, ("shop-b", "dead"): 1, ("shop-b", "pending"): 1}
+    assert expected == await store.depth()
+    assert 1 == (await store.counts())[("shop-a", "superseded")]
+
+
 async def test_list_rows_filters_newest_first(store: OutboxStore) -> None:
     """list_rows filters by status and shop, newest first, at most `limit` rows."""
     results = await add(store, *(write(f"variant:{i}", f"k{i}") for i in range(4)))

@@ -48,6 +48,7 @@ def test_both_dialects_have_the_same_migration_versions() -> None:
         (1, "0001_init.sql"),
         (2, "0002_shop_keys_superseding_priority.sql"),
         (3, "0003_first_sent_at.sql"),
+        (4, "0004_flat_indexes.sql"),
     ] == sqlite
 
 
