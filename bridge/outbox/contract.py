@@ -10,7 +10,7 @@ sleep and every replica agrees on what "due" means only through the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, Protocol
@@ -99,6 +99,22 @@ class RelayStore(Protocol):
 
         ``sent=False`` returns a row that was claimed but never sent: its claim is not an attempt.
         """
+
+    async def mark_done_many(self, ids: Sequence[int], owner: str, now: float) -> set[int]:
+        """``mark_done`` for many rows in one statement; the ids marked (the rest: lease lost)."""
+
+    async def mark_retry_many(
+        self,
+        ids: Sequence[int],
+        owner: str,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        *,
+        sent: bool = True,
+    ) -> set[int]:
+        """``mark_retry`` for many rows with one due time and error, in one statement; the ids
+        returned (the rest: lease lost)."""
 
     async def mark_dead(self, id: int, owner: str, error: str, now: float) -> bool: ...
 

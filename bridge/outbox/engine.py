@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
@@ -299,6 +299,32 @@ class SQLOutboxStore(ABC):
             "undo": 0 if sent else 1,
         }  # fmt: skip
         return await self._change(self.sql.mark_retry, params) == 1
+
+    async def mark_done_many(self, ids: Sequence[int], owner: str, now: float) -> set[int]:
+        if not ids:
+            return set()
+        params = {"ids": self.sql.dialect.encode_ids(sorted(set(ids))), "owner": owner, "now": now}
+        async with self._write_one() as session:
+            return {int(r["id"]) for r in await session.fetch(self.sql.mark_done_many, params)}
+
+    async def mark_retry_many(
+        self,
+        ids: Sequence[int],
+        owner: str,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        *,
+        sent: bool = True,
+    ) -> set[int]:
+        if not ids:
+            return set()
+        params = {
+            "ids": self.sql.dialect.encode_ids(sorted(set(ids))), "owner": owner,
+            "next": next_attempt_at, "error": error, "now": now, "undo": 0 if sent else 1,
+        }  # fmt: skip
+        async with self._write_one() as session:
+            return {int(r["id"]) for r in await session.fetch(self.sql.mark_retry_many, params)}
 
     async def mark_dead(self, id: int, owner: str, error: str, now: float) -> bool:
         params = {"id": id, "owner": owner, "error": error, "now": now}

@@ -51,6 +51,8 @@ SQLITE = Dialect(
     split=split_sql,
     encode_json=_dumps,
     decode_json=orjson.loads,
+    in_ids="id IN (SELECT value FROM json_each(:ids))",
+    encode_ids=_dumps,
 )
 
 

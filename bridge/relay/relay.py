@@ -122,6 +122,7 @@ class Relay:
         finally:
             self._halt_all()
             await self._drain()
+            await self.outcomes.close()
             for task in (watcher, depth):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
