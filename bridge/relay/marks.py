@@ -29,6 +29,11 @@ class DoneMarks:
         self._pending: list[tuple[int, asyncio.Future[float | None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
+    @property
+    def queued(self) -> int:
+        """Answers waiting for the next statement."""
+        return len(self._pending)
+
     async def done(self, row_id: int) -> float | None:
         """Mark ``row_id`` done with the next batch; raises what the statement raised."""
         answer: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()

@@ -1,0 +1,102 @@
+"""Group commit of done marks: answers that arrive together are written in one statement."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import cast
+
+import pytest
+
+from bridge.outbox.store import OutboxStore
+from bridge.relay.marks import DoneMarks
+
+NOW = 1_700_000_000.0
+
+
+class Store:
+    """mark_done_many only: records each batch; ``gate`` holds a write until set."""
+
+    def __init__(self, held: set[int] | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.held = held
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.writing = asyncio.Event()
+        self.fail: Exception | None = None
+
+    async def mark_done_many(self, ids: Sequence[int], owner: str, now: float) -> set[int]:
+        self.batches.append(list(ids))
+        self.writing.set()
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return set(ids) if self.held is None else set(ids) & self.held
+
+
+def marks(store: Store) -> DoneMarks:
+    return DoneMarks(cast(OutboxStore, store), "relay-1", lambda: NOW)
+
+
+async def until_queued(done: DoneMarks, count: int) -> None:
+    """Poll (with a deadline) until ``count`` answers wait for the next statement."""
+    async with asyncio.timeout(5):
+        while done.queued < count:
+            await asyncio.sleep(0)
+
+
+async def test_answers_of_one_moment_share_one_statement() -> None:
+    """Three answers recorded together are one mark_done_many, each told its done time."""
+    store = Store()
+    done = marks(store)
+    assert [NOW, NOW, NOW] == await asyncio.gather(done.done(1), done.done(2), done.done(3))
+    assert [[1, 2, 3]] == store.batches
+
+
+async def test_answers_during_a_write_go_in_the_next_one() -> None:
+    """While one statement runs, new answers wait and are written together right after it."""
+    store = Store()
+    store.gate.clear()
+    done = marks(store)
+    first = asyncio.ensure_future(done.done(1))
+    async with asyncio.timeout(5):
+        await store.writing.wait()
+    later = asyncio.gather(done.done(2), done.done(3))
+    await until_queued(done, 2)  # both wait while the first write is held
+    store.gate.set()
+    async with asyncio.timeout(5):
+        assert [NOW, [NOW, NOW]] == [await first, await later]
+    assert [[1], [2, 3]] == store.batches
+
+
+async def test_a_row_whose_lease_was_lost_is_told_so() -> None:
+    """A row the statement did not mark (lease taken over) gets None, the others their time."""
+    store = Store(held={1})
+    done = marks(store)
+    assert [NOW, None] == await asyncio.gather(done.done(1), done.done(2))
+
+
+async def test_a_failed_statement_fails_every_waiting_answer() -> None:
+    """The database error reaches each answer of the batch (the lease then runs out)."""
+    store = Store()
+    store.fail = RuntimeError("database down")
+    done = marks(store)
+    results = await asyncio.gather(done.done(1), done.done(2), return_exceptions=True)
+    assert ["database down", "database down"] == [str(r) for r in results]
+    store.fail = None
+    assert NOW == await done.done(3)  # the next batch is written again
+
+
+async def test_a_cancelled_answer_is_left_out_of_the_batch() -> None:
+    """An answer cancelled before its batch was written is not marked."""
+    store = Store()
+    done = marks(store)
+    gone = asyncio.ensure_future(done.done(1))
+    kept = asyncio.ensure_future(done.done(2))
+    await until_queued(done, 2)  # both queued, the writer not yet run
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert NOW == await kept
+    await done.close()
+    assert [[2]] == store.batches
