@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, Protocol
 
-from bridge.outbox.rows import AddResult, NewWrite, OutboxRow, Status
+from bridge.outbox.rows import AddResult, ClaimedLane, NewWrite, OutboxRow, Status
 
 
 class OutboxTx(Protocol):
@@ -59,8 +59,26 @@ class RelayStore(Protocol):
     async def acquire_lane(self, shop: str, owner: str, lease_seconds: float, now: float) -> bool:
         """Take (or renew) the shop's lane lease; an expired lease can be taken over."""
 
-    async def release_lane(self, shop: str, owner: str) -> bool:
-        """Give the lane up; False when ``owner`` did not hold it."""
+    async def release_lane(
+        self, shop: str, owner: str, *, not_before: float | None = None, now: float | None = None
+    ) -> bool:
+        """Give the lane up; False when ``owner`` did not hold it. ``not_before``: in the same
+        transaction, no send time before it for the next holder (``defer``, capped past ``now``)."""
+
+    async def claim_lane(
+        self,
+        shop: str,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        *,
+        rate: float,
+        burst: int,
+        horizon: float | None = None,
+    ) -> ClaimedLane | None:
+        """``acquire_lane``, ``claim`` and ``reserve`` of one slot per claimed row, in one
+        transaction; None (and nothing claimed) when another relay holds the lane."""
 
     async def claim(
         self, shop: str, owner: str, limit: int, lease_seconds: float, now: float

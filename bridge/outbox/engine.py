@@ -18,7 +18,14 @@ from bridge.log import get_logger
 from bridge.outbox.bucket import gcra_slots, validate_rate
 from bridge.outbox.migrations import load_migrations
 from bridge.outbox.policy import Dialect, Statements
-from bridge.outbox.rows import AddResult, NewWrite, OutboxRow, Status, validate_write
+from bridge.outbox.rows import (
+    AddResult,
+    ClaimedLane,
+    NewWrite,
+    OutboxRow,
+    Status,
+    validate_write,
+)
 
 log = get_logger(__name__)
 
@@ -224,8 +231,51 @@ class SQLOutboxStore(ABC):
         async with self._write_one() as session:
             return len(await session.fetch(self.sql.acquire_lane, params)) == 1
 
-    async def release_lane(self, shop: str, owner: str) -> bool:
-        return await self._change(self.sql.release_lane, {"shop": shop, "owner": owner}) == 1
+    async def release_lane(
+        self, shop: str, owner: str, *, not_before: float | None = None, now: float | None = None
+    ) -> bool:
+        params = {"shop": shop, "owner": owner}
+        if not_before is None:
+            return await self._change(self.sql.release_lane, params) == 1
+        cap = (time.time() if now is None else now) + MAX_DEFER_SECONDS
+        async with self._write() as session:  # the handover and the release, one transaction
+            await session.execute(
+                self.sql.defer, {"shop": shop, "until": min(not_before, cap), "cap": cap}
+            )
+            return await session.execute(self.sql.release_lane, params) == 1
+
+    async def claim_lane(
+        self,
+        shop: str,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        *,
+        rate: float,
+        burst: int,
+        horizon: float | None = None,
+    ) -> ClaimedLane | None:
+        """``acquire_lane`` + ``claim`` + ``reserve`` (one slot per claimed row) in one
+        transaction; None when another relay holds the lane (nothing is claimed then)."""
+        validate_rate(rate, burst, max(0, limit))
+        lane = {"shop": shop, "owner": owner, "until": now + lease_seconds, "now": now}
+        claim = lane | {"limit": max(0, limit)}
+        async with self._write() as session:
+            if len(await session.fetch(self.sql.acquire_lane, lane)) != 1:
+                return None
+            records = await session.fetch(self.sql.claim, claim) if limit > 0 else []
+            slots: list[float] = []
+            if records:
+                (bucket,) = await session.fetch(self.sql.read_bucket, {"shop": shop})
+                slots, tat = gcra_slots(
+                    float(bucket["tat"]), float(bucket["not_before"]), rate, burst, len(records),
+                    now, horizon,
+                )  # fmt: skip
+                await session.execute(self.sql.write_tat, {"shop": shop, "tat": tat})
+        rows = sorted((decode_row(r, self.sql.dialect) for r in records),
+                      key=lambda r: (-r.priority, r.id))  # fmt: skip
+        return ClaimedLane(rows, slots)
 
     async def claim(
         self, shop: str, owner: str, limit: int, lease_seconds: float, now: float

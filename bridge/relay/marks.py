@@ -36,11 +36,15 @@ class DoneMarks:
 
     async def done(self, row_id: int) -> float | None:
         """Mark ``row_id`` done with the next batch; raises what the statement raised."""
+        return await self.submit(row_id)
+
+    def submit(self, row_id: int) -> asyncio.Future[float | None]:
+        """Queue ``row_id`` for the next statement (starting it if none runs); its answer."""
         answer: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
         self._pending.append((row_id, answer))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="relay-done-marks")
-        return await answer
+        return answer
 
     async def _write(self) -> None:
         while self._pending:

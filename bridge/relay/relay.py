@@ -26,7 +26,7 @@ from bridge.config import Config, ShopConfig
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import Topics
 from bridge.log import get_logger
-from bridge.outbox.store import OutboxRow, OutboxStore
+from bridge.outbox.store import ClaimedLane, OutboxRow, OutboxStore
 from bridge.platforms.base import PlatformClient
 from bridge.relay.deliveries import Reporter
 from bridge.relay.lanes import Batch, Lane, RelayOptions
@@ -113,12 +113,18 @@ class Relay:
         log.info("relay_started", owner=self.owner, shops=len(self.clients))
         self.started.set()
         try:
+            loop = asyncio.get_running_loop()
             while not self._stopping:
+                polled = loop.time()
                 await self._poll()
                 self._signal.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.poll_interval):
                         await self._signal.wait()
+                # Lanes ending by the hundred each wake the loop: one poll per gap serves them.
+                gap = polled + self.options.poll_gap - loop.time()
+                if gap > 0 and not self._stopping:
+                    await asyncio.sleep(gap)
         finally:
             self._halt_all()
             await self._drain()
@@ -219,33 +225,37 @@ class Relay:
         return max(1, min(self.options.max_batch, per_batch))
 
     async def _lane(self, shop: str, spec: ShopConfig, client: PlatformClient) -> None:
-        lease = self.lease
+        limit = self.batch_size(spec)
         now = self.clock()
-        if not await self.store.acquire_lane(shop, self.owner, lease, now):
+        claimed = await self._claim(shop, spec, now)
+        if claimed is None:
             # Another relay sends to this shop now: look again after a poll interval, not at
             # once (the lane ending wakes the poll loop, and the shop is still due).
             self._cooldown[shop] = now + self.settings.poll_interval
             return
         lane = Lane(shop, spec, client, started=now, renewed=now)
         try:
-            while not self._stopping:
+            while claimed.rows and not self._stopping:
+                await self._send_batch(lane, claimed.rows, claimed.slots)
+                if not lane.held:
+                    break
+                if lane.idle_until is not None:  # deferred, or no slot within the lease
+                    self._cooldown[shop] = max(lane.idle_until, self._cooldown.get(shop, 0.0))
+                    break
+                if len(claimed.rows) < limit or self._stopping:
+                    break  # the shop had no more due (the next poll finds rows added since)
                 now = self.clock()
                 turn = self.options.lane_turn_seconds
                 if turn and now - lane.started >= turn:
                     self._cooldown[shop] = now + 2 * self.settings.poll_interval
                     log.info("relay_lane_handover", shop=shop)
                     break
-                if now - lane.renewed >= lease / 3 and not await self._renew(lane):
+                claimed = await self._claim(shop, spec, now)  # renews the lane as well
+                if claimed is None:
+                    lane.held = False
+                    log.warning("relay_lane_lost", shop=shop)
                     break
-                rows = await self.store.claim(shop, self.owner, self.batch_size(spec), lease, now)
-                if not rows:
-                    break
-                await self._send_batch(lane, rows)
-                if not lane.held:
-                    break
-                if lane.idle_until is not None:  # deferred, or no slot within the lease
-                    self._cooldown[shop] = max(lane.idle_until, self._cooldown.get(shop, 0.0))
-                    break
+                lane.renewed = now
         except Exception:
             log.exception("relay_lane_failed", shop=shop)
         finally:
@@ -255,15 +265,25 @@ class Relay:
                 except Exception:
                     log.exception("relay_lane_release_failed", shop=shop)
 
+    async def _claim(self, shop: str, spec: ShopConfig, now: float) -> ClaimedLane | None:
+        """Take (or renew) the lane, claim a batch and draw its send slots: one transaction."""
+        lease = self.lease
+        return await self.store.claim_lane(
+            shop, self.owner, self.batch_size(spec), lease, now,
+            rate=self._rate(spec), burst=spec.burst,
+            horizon=now + lease - self.deadline - self.options.lease_margin,
+        )  # fmt: skip
+
+    def _rate(self, spec: ShopConfig) -> float:
+        return spec.rate_limit * (1.0 - self.options.rate_headroom)
+
     async def _release(self, lane: Lane) -> None:
         """Give the lane up, telling the next holder how long our last requests still count."""
         window = self._windows.get(lane.shop)
-        if window is not None:
-            until = window.handover(lane.spec.burst)
-            now = self.clock()
-            if until > now:
-                await self.store.defer(lane.shop, until, now)
-        await self.store.release_lane(lane.shop, self.owner)
+        until = window.handover(lane.spec.burst) if window is not None else 0.0
+        now = self.clock()
+        handover = until if until > now else None
+        await self.store.release_lane(lane.shop, self.owner, not_before=handover, now=now)
 
     async def _renew(self, lane: Lane) -> bool:
         now = self.clock()
@@ -274,7 +294,9 @@ class Relay:
         log.warning("relay_lane_lost", shop=lane.shop)
         return False
 
-    async def _send_batch(self, lane: Lane, rows: list[OutboxRow]) -> None:
+    async def _send_batch(
+        self, lane: Lane, rows: list[OutboxRow], first_slots: list[float] | None = None
+    ) -> None:
         """Send ``rows`` at their slots; after a 429 wait for the deferred time, then go on."""
         batch = Batch()
         self._batches.add(batch)
@@ -299,7 +321,8 @@ class Relay:
                     await sleep_until(self.clock, until, batch.interrupt)
                     if batch.interrupt.is_set():
                         continue  # stopping, or a later 429 moved the deferral
-                pending = await self._send_at_slots(lane, pending, batch, sends)
+                pending = await self._send_at_slots(lane, pending, batch, sends, first_slots)
+                first_slots = None  # what is left after a deferral draws new slots
             if sends:
                 await asyncio.gather(*sends)
             if batch.deferred_until is not None and batch.deferred_until > self.clock():
@@ -316,13 +339,17 @@ class Relay:
         rows: list[OutboxRow],
         batch: Batch,
         sends: list[asyncio.Task[None]],
+        drawn: list[float] | None = None,
     ) -> list[OutboxRow]:
-        """Start each row's request at its slot; return the rows left when interrupted."""
+        """Start each row's request at its slot (``drawn`` with the claim, else drawn now);
+        return the rows left when interrupted."""
         spec = lane.spec
-        rate = spec.rate_limit * (1.0 - self.options.rate_headroom)
         until = self._horizon(rows[0])  # claimed together: one lease for the batch
-        slots = Slots(self.store, lane.shop, rate, spec.burst, until)
-        await slots.fill(len(rows), self.clock())
+        slots = Slots(self.store, lane.shop, self._rate(spec), spec.burst, until)
+        if drawn is None:
+            await slots.fill(len(rows), self.clock())
+        else:
+            slots.extend(drawn)
         window = self._window(lane)
         for index, row in enumerate(rows):
             turn = await self._turn(lane, rows[index:], slots, batch, window)

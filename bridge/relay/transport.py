@@ -7,8 +7,8 @@ more CPU per request than aiohttp's connector and its C parser, and the relay is
 them. One session (one connector) serves every shop: its idle connections are kept per host in
 O(1) structures, unlike an httpcore pool, which is scanned on each request.
 
-What the transport keeps of httpx: the request's own timeouts (the largest of them bounds the
-whole exchange; the relay's deadline is an ``asyncio.timeout`` around it anyway), httpx's
+What the transport keeps of httpx: the request's own timeouts (their sum over connect, write and
+read bounds the whole exchange; the relay's deadline is an ``asyncio.timeout`` inside that), httpx's
 exception types (timeouts, connect errors, protocol errors), and the ``trace`` extension for the
 one event the relay listens to: the request body written (:mod:`bridge.relay.pacing`).
 """
@@ -62,9 +62,11 @@ def session(*, connections: int = 0, keepalive: float = 30.0) -> aiohttp.ClientS
 
 
 def _total_timeout(extensions: Mapping[str, Any]) -> float | None:
+    """httpx's phase timeouts as one bound on the exchange: connect + write + read (a phase
+    unset means no bound). The relay's own deadline (``asyncio.timeout``) is shorter and wins."""
     timeouts = extensions.get("timeout") or {}
-    values = [v for v in timeouts.values() if v is not None]
-    return max(values) if values else None
+    phases = [timeouts.get(name) for name in ("connect", "write", "read")]
+    return None if None in phases else sum(p for p in phases if p is not None)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):

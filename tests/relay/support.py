@@ -29,6 +29,7 @@ from bridge.devtools.simulator import (
 )
 from bridge.kafka.publisher import KafkaPublisher, Publisher
 from bridge.outbox import NewWrite, OutboxRow, OutboxStore, Status, open_store
+from bridge.outbox.store import ClaimedLane
 from bridge.platforms import client_for
 from bridge.platforms.base import StockTarget
 from bridge.relay import Relay, RelayOptions
@@ -286,6 +287,27 @@ class ClaimRecorder:
     ) -> list[OutboxRow]:
         claimed = await self._inner.claim(shop, owner, limit, lease_seconds, now)
         self.claims += [Claim(r.id, r.attempts, now, r.lease_until or 0.0) for r in claimed]
+        return claimed
+
+    async def claim_lane(
+        self,
+        shop: str,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        *,
+        rate: float,
+        burst: int,
+        horizon: float | None = None,
+    ) -> ClaimedLane | None:
+        claimed = await self._inner.claim_lane(
+            shop, owner, limit, lease_seconds, now, rate=rate, burst=burst, horizon=horizon
+        )
+        if claimed is not None:
+            self.claims += [
+                Claim(r.id, r.attempts, now, r.lease_until or 0.0) for r in claimed.rows
+            ]
         return claimed
 
     def __getattr__(self, name: str) -> Any:
