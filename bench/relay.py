@@ -38,7 +38,7 @@ import shlex
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,8 +211,7 @@ def pg_server(dsn: str | None) -> AbstractContextManager[str]:
     from tests.postgres_harness import postgres_cluster
 
     log("starting a PostgreSQL server (tests/postgres_harness.py)")
-    cluster: Iterator[str] = postgres_cluster()
-    return cluster  # type: ignore[return-value]  # a @contextmanager object
+    return postgres_cluster()
 
 
 async def bench(args: argparse.Namespace, tmp: Path, bootstrap: str, kafka_note: str) -> list[Row]:

@@ -15,7 +15,14 @@ from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, Protocol
 
-from bridge.outbox.rows import AddResult, ClaimedLane, NewWrite, OutboxRow, Status
+from bridge.outbox.rows import (
+    AddResult,
+    ClaimedLane,
+    LaneClaim,
+    NewWrite,
+    OutboxRow,
+    Status,
+)
 
 
 class OutboxTx(Protocol):
@@ -79,6 +86,19 @@ class RelayStore(Protocol):
     ) -> ClaimedLane | None:
         """``acquire_lane``, ``claim`` and ``reserve`` of one slot per claimed row, in one
         transaction; None (and nothing claimed) when another relay holds the lane."""
+
+    async def claim_lanes(
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        wanted: Sequence[LaneClaim],
+        *,
+        release_empty: bool = False,
+    ) -> dict[str, ClaimedLane]:
+        """``claim_lane`` for many shops in one transaction: the lanes taken, by shop (a shop
+        another relay holds is absent; with ``release_empty`` so is one with nothing due, its lane
+        released again in the same transaction)."""
 
     async def claim(
         self, shop: str, owner: str, limit: int, lease_seconds: float, now: float

@@ -21,6 +21,7 @@ from bridge.outbox.policy import Dialect, Statements
 from bridge.outbox.rows import (
     AddResult,
     ClaimedLane,
+    LaneClaim,
     NewWrite,
     OutboxRow,
     Status,
@@ -72,6 +73,14 @@ def decode_row(record: Record, dialect: Dialect) -> OutboxRow:
         superseding=bool(record["superseding"]),
         priority=int(record["priority"]),
     )
+
+
+def next_slots(
+    bucket: Record, wanted: LaneClaim, count: int, now: float
+) -> tuple[list[float], float]:
+    """The send slots of ``count`` claimed rows from a shop's ``lanes`` row (GCRA)."""
+    tat, not_before = float(bucket["tat"]), float(bucket["not_before"])
+    return gcra_slots(tat, not_before, wanted.rate, wanted.burst, count, now, wanted.horizon)
 
 
 class SQLTx:
@@ -256,26 +265,43 @@ class SQLOutboxStore(ABC):
         burst: int,
         horizon: float | None = None,
     ) -> ClaimedLane | None:
-        """``acquire_lane`` + ``claim`` + ``reserve`` (one slot per claimed row) in one
-        transaction; None when another relay holds the lane (nothing is claimed then)."""
-        validate_rate(rate, burst, max(0, limit))
-        lane = {"shop": shop, "owner": owner, "until": now + lease_seconds, "now": now}
-        claim = lane | {"limit": max(0, limit)}
+        """``claim_lanes`` for one shop, keeping the lane even when nothing was due."""
+        wanted = [LaneClaim(shop, limit, rate, burst, horizon)]
+        return (await self.claim_lanes(owner, lease_seconds, now, wanted)).get(shop)
+
+    async def claim_lanes(
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        wanted: Sequence[LaneClaim],
+        *,
+        release_empty: bool = False,
+    ) -> dict[str, ClaimedLane]:
+        for w in wanted:
+            validate_rate(w.rate, w.burst, max(0, w.limit))
+        taken: dict[str, ClaimedLane] = {}
         async with self._write() as session:
-            if len(await session.fetch(self.sql.acquire_lane, lane)) != 1:
-                return None
-            records = await session.fetch(self.sql.claim, claim) if limit > 0 else []
-            slots: list[float] = []
-            if records:
-                (bucket,) = await session.fetch(self.sql.read_bucket, {"shop": shop})
-                slots, tat = gcra_slots(
-                    float(bucket["tat"]), float(bucket["not_before"]), rate, burst, len(records),
-                    now, horizon,
-                )  # fmt: skip
-                await session.execute(self.sql.write_tat, {"shop": shop, "tat": tat})
-        rows = sorted((decode_row(r, self.sql.dialect) for r in records),
-                      key=lambda r: (-r.priority, r.id))  # fmt: skip
-        return ClaimedLane(rows, slots)
+            for w in wanted:
+                lane = {"shop": w.shop, "owner": owner, "until": now + lease_seconds, "now": now}
+                if len(await session.fetch(self.sql.acquire_lane, lane)) != 1:
+                    continue
+                claim = lane | {"limit": max(0, w.limit)}
+                records = await session.fetch(self.sql.claim, claim) if w.limit > 0 else []
+                if not records and release_empty:
+                    await session.execute(self.sql.release_lane, lane)
+                    continue
+                slots: list[float] = []
+                if records:
+                    (bucket,) = await session.fetch(self.sql.read_bucket, {"shop": w.shop})
+                    slots, tat = next_slots(bucket, w, len(records), now)
+                    await session.execute(self.sql.write_tat, {"shop": w.shop, "tat": tat})
+                taken[w.shop] = ClaimedLane(self._decoded(records), slots)
+        return taken
+
+    def _decoded(self, records: Sequence[Record]) -> list[OutboxRow]:
+        rows = [decode_row(r, self.sql.dialect) for r in records]
+        return sorted(rows, key=lambda r: (-r.priority, r.id))
 
     async def claim(
         self, shop: str, owner: str, limit: int, lease_seconds: float, now: float

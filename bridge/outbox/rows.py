@@ -106,6 +106,18 @@ class ClaimedLane:
     slots: list[float]
 
 
+@dataclass(frozen=True, slots=True)
+class LaneClaim:
+    """One shop's part of ``claim_lanes``: up to ``limit`` rows, slots at ``rate``/``burst`` up to
+    ``horizon``."""
+
+    shop: str
+    limit: int
+    rate: float
+    burst: int
+    horizon: float | None = None
+
+
 def validate_key(key: object) -> str:
     """An idempotency key: printable ASCII (space to ``~``), 1 to 200 characters."""
     if not isinstance(key, str):

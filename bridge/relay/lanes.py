@@ -32,6 +32,7 @@ class RelayOptions:
     # that ends asks for one. Within poll_interval (a wake after new work still polls at once
     # when the last poll is older than this).
     poll_gap: float = 0.05
+    claim_chunk: int = 200  # lanes taken, with their first batches, in one transaction
     depth_interval: float = 5.0  # how often bridge_outbox_rows is refreshed from the database
     publish_timeout: float = 10.0
     flush_timeout: float = 10.0  # at shutdown, for the last delivery records

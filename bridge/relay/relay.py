@@ -26,7 +26,7 @@ from bridge.config import Config, ShopConfig
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import Topics
 from bridge.log import get_logger
-from bridge.outbox.store import ClaimedLane, OutboxRow, OutboxStore
+from bridge.outbox.store import ClaimedLane, LaneClaim, OutboxRow, OutboxStore
 from bridge.platforms.base import PlatformClient
 from bridge.relay.deliveries import Reporter
 from bridge.relay.lanes import Batch, Lane, RelayOptions
@@ -187,17 +187,15 @@ class Relay:
         candidates = [s for s in shops if s not in self._lanes and self._cooldown.get(s, 0) <= now]
         if len(candidates) > free:
             self.rng.shuffle(candidates)  # no shop starves behind the alphabet
+        known = []
         for shop in candidates[: max(0, free)]:
-            spec = self.config.shops.get(shop)
-            client = self.clients.get(shop)
-            if spec is None or client is None:
-                if shop not in self._unknown:
-                    self._unknown.add(shop)
-                    log.warning("relay_unknown_shop", shop=shop, hint="rows stay pending")
-                continue
-            task = asyncio.create_task(self._lane(shop, spec, client), name=f"relay-lane-{shop}")
-            self._lanes[shop] = task
-            task.add_done_callback(functools.partial(self._lane_done, shop))
+            if shop in self.config.shops and shop in self.clients:
+                known.append(shop)
+            elif shop not in self._unknown:
+                self._unknown.add(shop)
+                log.warning("relay_unknown_shop", shop=shop, hint="rows stay pending")
+        for start in range(0, len(known), self.options.claim_chunk):
+            await self._start_lanes(known[start : start + self.options.claim_chunk], now)
         self._cooldown = {s: t for s, t in self._cooldown.items() if t > now}
         for shop in [s for s, w in self._windows.items() if s not in self._lanes and w.idle]:
             del self._windows[shop]
@@ -224,25 +222,51 @@ class Relay:
         per_batch = math.ceil(spec.rate_limit * self.options.batch_seconds) + spec.burst - 1
         return max(1, min(self.options.max_batch, per_batch))
 
-    async def _lane(self, shop: str, spec: ShopConfig, client: PlatformClient) -> None:
-        limit = self.batch_size(spec)
-        now = self.clock()
-        claimed = await self._claim(shop, spec, now)
-        if claimed is None:
-            # Another relay sends to this shop now: look again after a poll interval, not at
-            # once (the lane ending wakes the poll loop, and the shop is still due).
-            self._cooldown[shop] = now + self.settings.poll_interval
-            return
-        lane = Lane(shop, spec, client, started=now, renewed=now)
+    async def _start_lanes(self, shops: list[str], now: float) -> None:
+        """Take the lanes of ``shops`` with their first batches in one transaction; run them."""
+        wanted = [self._wanted(self.config.shops[shop], now) for shop in shops]
         try:
-            while claimed.rows and not self._stopping:
-                await self._send_batch(lane, claimed.rows, claimed.slots)
+            taken = await self.store.claim_lanes(
+                self.owner, self.lease, now, wanted, release_empty=True
+            )
+        except Exception:
+            log.exception("relay_claim_failed", shops=len(shops))
+            return
+        for shop in shops:
+            claimed = taken.get(shop)
+            if claimed is None:
+                # Another relay sends to this shop now (or nothing was due after all): look
+                # again after a poll interval, not at once.
+                self._cooldown[shop] = now + self.settings.poll_interval
+                continue
+            spec, client = self.config.shops[shop], self.clients[shop]
+            lane = self._lane(shop, spec, client, claimed, now)
+            task = asyncio.create_task(lane, name=f"relay-lane-{shop}")
+            self._lanes[shop] = task
+            task.add_done_callback(functools.partial(self._lane_done, shop))
+
+    async def _lane(
+        self,
+        shop: str,
+        spec: ShopConfig,
+        client: PlatformClient,
+        claimed: ClaimedLane,
+        now: float,
+    ) -> None:
+        """Send the shop's batches: ``claimed`` (the lane taken with its first batch), then
+        more while full batches keep coming. A relay stopping meanwhile puts them back."""
+        limit = self.batch_size(spec)
+        lane = Lane(shop, spec, client, started=now, renewed=now)
+        batch = claimed
+        try:
+            while batch.rows:
+                await self._send_batch(lane, batch.rows, batch.slots)
                 if not lane.held:
                     break
                 if lane.idle_until is not None:  # deferred, or no slot within the lease
                     self._cooldown[shop] = max(lane.idle_until, self._cooldown.get(shop, 0.0))
                     break
-                if len(claimed.rows) < limit or self._stopping:
+                if len(batch.rows) < limit or self._stopping:
                     break  # the shop had no more due (the next poll finds rows added since)
                 now = self.clock()
                 turn = self.options.lane_turn_seconds
@@ -250,12 +274,12 @@ class Relay:
                     self._cooldown[shop] = now + 2 * self.settings.poll_interval
                     log.info("relay_lane_handover", shop=shop)
                     break
-                claimed = await self._claim(shop, spec, now)  # renews the lane as well
-                if claimed is None:
+                again = await self._claim(shop, spec, now)  # renews the lane as well
+                if again is None:
                     lane.held = False
                     log.warning("relay_lane_lost", shop=shop)
                     break
-                lane.renewed = now
+                batch, lane.renewed = again, now
         except Exception:
             log.exception("relay_lane_failed", shop=shop)
         finally:
@@ -265,13 +289,17 @@ class Relay:
                 except Exception:
                     log.exception("relay_lane_release_failed", shop=shop)
 
+    def _wanted(self, spec: ShopConfig, now: float) -> LaneClaim:
+        """A claim of one batch, its slots no later than the batch's horizon."""
+        horizon = now + self.lease - self.deadline - self.options.lease_margin
+        return LaneClaim(spec.id, self.batch_size(spec), self._rate(spec), spec.burst, horizon)
+
     async def _claim(self, shop: str, spec: ShopConfig, now: float) -> ClaimedLane | None:
-        """Take (or renew) the lane, claim a batch and draw its send slots: one transaction."""
-        lease = self.lease
+        """Renew the lane, claim a batch and draw its send slots: one transaction."""
+        w = self._wanted(spec, now)
         return await self.store.claim_lane(
-            shop, self.owner, self.batch_size(spec), lease, now,
-            rate=self._rate(spec), burst=spec.burst,
-            horizon=now + lease - self.deadline - self.options.lease_margin,
+            shop, self.owner, w.limit, self.lease, now, rate=w.rate, burst=w.burst,
+            horizon=w.horizon,
         )  # fmt: skip
 
     def _rate(self, spec: ShopConfig) -> float:

@@ -40,7 +40,8 @@ async def test_answers_of_one_moment_share_one_statement() -> None:
     """Three answers recorded together are one mark_done_many, each told its done time."""
     store = Store()
     done = marks(store)
-    assert [NOW, NOW, NOW] == await asyncio.gather(done.done(1), done.done(2), done.done(3))
+    answers = await asyncio.gather(done.done(1), done.done(2), done.done(3))
+    assert [NOW, NOW, NOW] == list(answers)
     assert [[1, 2, 3]] == store.batches
 
 
@@ -64,7 +65,7 @@ async def test_a_row_whose_lease_was_lost_is_told_so() -> None:
     """A row the statement did not mark (lease taken over) gets None, the others their time."""
     store = Store(held={1})
     done = marks(store)
-    assert [NOW, None] == await asyncio.gather(done.done(1), done.done(2))
+    assert [NOW, None] == list(await asyncio.gather(done.done(1), done.done(2)))
 
 
 async def test_a_failed_statement_fails_every_waiting_answer() -> None:
