@@ -10,12 +10,19 @@ sleep and every replica agrees on what "due" means only through the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, Protocol
 
-from bridge.outbox.rows import AddResult, NewWrite, OutboxRow, Status
+from bridge.outbox.rows import (
+    AddResult,
+    ClaimedLane,
+    LaneClaim,
+    NewWrite,
+    OutboxRow,
+    Status,
+)
 
 
 class OutboxTx(Protocol):
@@ -59,8 +66,39 @@ class RelayStore(Protocol):
     async def acquire_lane(self, shop: str, owner: str, lease_seconds: float, now: float) -> bool:
         """Take (or renew) the shop's lane lease; an expired lease can be taken over."""
 
-    async def release_lane(self, shop: str, owner: str) -> bool:
-        """Give the lane up; False when ``owner`` did not hold it."""
+    async def release_lane(
+        self, shop: str, owner: str, *, not_before: float | None = None, now: float | None = None
+    ) -> bool:
+        """Give the lane up; False when ``owner`` did not hold it. ``not_before``: in the same
+        transaction, no send time before it for the next holder (``defer``, capped past ``now``)."""
+
+    async def claim_lane(
+        self,
+        shop: str,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        *,
+        rate: float,
+        burst: int,
+        horizon: float | None = None,
+    ) -> ClaimedLane | None:
+        """``acquire_lane``, ``claim`` and ``reserve`` of one slot per claimed row, in one
+        transaction; None (and nothing claimed) when another relay holds the lane."""
+
+    async def claim_lanes(
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        wanted: Sequence[LaneClaim],
+        *,
+        release_empty: bool = False,
+    ) -> dict[str, ClaimedLane]:
+        """``claim_lane`` for many shops in one transaction: the lanes taken, by shop (a shop
+        another relay holds is absent; with ``release_empty`` so is one with nothing due, its lane
+        released again in the same transaction)."""
 
     async def claim(
         self, shop: str, owner: str, limit: int, lease_seconds: float, now: float
@@ -99,6 +137,22 @@ class RelayStore(Protocol):
 
         ``sent=False`` returns a row that was claimed but never sent: its claim is not an attempt.
         """
+
+    async def mark_done_many(self, ids: Sequence[int], owner: str, now: float) -> set[int]:
+        """``mark_done`` for many rows in one statement; the ids marked (the rest: lease lost)."""
+
+    async def mark_retry_many(
+        self,
+        ids: Sequence[int],
+        owner: str,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        *,
+        sent: bool = True,
+    ) -> set[int]:
+        """``mark_retry`` for many rows with one due time and error, in one statement; the ids
+        returned (the rest: lease lost)."""
 
     async def mark_dead(self, id: int, owner: str, error: str, now: float) -> bool: ...
 

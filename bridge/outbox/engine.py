@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
@@ -18,7 +18,15 @@ from bridge.log import get_logger
 from bridge.outbox.bucket import gcra_slots, validate_rate
 from bridge.outbox.migrations import load_migrations
 from bridge.outbox.policy import Dialect, Statements
-from bridge.outbox.rows import AddResult, NewWrite, OutboxRow, Status, validate_write
+from bridge.outbox.rows import (
+    AddResult,
+    ClaimedLane,
+    LaneClaim,
+    NewWrite,
+    OutboxRow,
+    Status,
+    validate_write,
+)
 
 log = get_logger(__name__)
 
@@ -65,6 +73,14 @@ def decode_row(record: Record, dialect: Dialect) -> OutboxRow:
         superseding=bool(record["superseding"]),
         priority=int(record["priority"]),
     )
+
+
+def next_slots(
+    bucket: Record, wanted: LaneClaim, count: int, now: float
+) -> tuple[list[float], float]:
+    """The send slots of ``count`` claimed rows from a shop's ``lanes`` row (GCRA)."""
+    tat, not_before = float(bucket["tat"]), float(bucket["not_before"])
+    return gcra_slots(tat, not_before, wanted.rate, wanted.burst, count, now, wanted.horizon)
 
 
 class SQLTx:
@@ -224,8 +240,68 @@ class SQLOutboxStore(ABC):
         async with self._write_one() as session:
             return len(await session.fetch(self.sql.acquire_lane, params)) == 1
 
-    async def release_lane(self, shop: str, owner: str) -> bool:
-        return await self._change(self.sql.release_lane, {"shop": shop, "owner": owner}) == 1
+    async def release_lane(
+        self, shop: str, owner: str, *, not_before: float | None = None, now: float | None = None
+    ) -> bool:
+        params = {"shop": shop, "owner": owner}
+        if not_before is None:
+            return await self._change(self.sql.release_lane, params) == 1
+        cap = (time.time() if now is None else now) + MAX_DEFER_SECONDS
+        async with self._write() as session:  # the handover and the release, one transaction
+            await session.execute(
+                self.sql.defer, {"shop": shop, "until": min(not_before, cap), "cap": cap}
+            )
+            return await session.execute(self.sql.release_lane, params) == 1
+
+    async def claim_lane(
+        self,
+        shop: str,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        *,
+        rate: float,
+        burst: int,
+        horizon: float | None = None,
+    ) -> ClaimedLane | None:
+        """``claim_lanes`` for one shop, keeping the lane even when nothing was due."""
+        wanted = [LaneClaim(shop, limit, rate, burst, horizon)]
+        return (await self.claim_lanes(owner, lease_seconds, now, wanted)).get(shop)
+
+    async def claim_lanes(
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        wanted: Sequence[LaneClaim],
+        *,
+        release_empty: bool = False,
+    ) -> dict[str, ClaimedLane]:
+        for w in wanted:
+            validate_rate(w.rate, w.burst, max(0, w.limit))
+        taken: dict[str, ClaimedLane] = {}
+        async with self._write() as session:
+            for w in wanted:
+                lane = {"shop": w.shop, "owner": owner, "until": now + lease_seconds, "now": now}
+                if len(await session.fetch(self.sql.acquire_lane, lane)) != 1:
+                    continue
+                claim = lane | {"limit": max(0, w.limit)}
+                records = await session.fetch(self.sql.claim, claim) if w.limit > 0 else []
+                if not records and release_empty:
+                    await session.execute(self.sql.release_lane, lane)
+                    continue
+                slots: list[float] = []
+                if records:
+                    (bucket,) = await session.fetch(self.sql.read_bucket, {"shop": w.shop})
+                    slots, tat = next_slots(bucket, w, len(records), now)
+                    await session.execute(self.sql.write_tat, {"shop": w.shop, "tat": tat})
+                taken[w.shop] = ClaimedLane(self._decoded(records), slots)
+        return taken
+
+    def _decoded(self, records: Sequence[Record]) -> list[OutboxRow]:
+        rows = [decode_row(r, self.sql.dialect) for r in records]
+        return sorted(rows, key=lambda r: (-r.priority, r.id))
 
     async def claim(
         self, shop: str, owner: str, limit: int, lease_seconds: float, now: float
@@ -299,6 +375,32 @@ class SQLOutboxStore(ABC):
             "undo": 0 if sent else 1,
         }  # fmt: skip
         return await self._change(self.sql.mark_retry, params) == 1
+
+    async def mark_done_many(self, ids: Sequence[int], owner: str, now: float) -> set[int]:
+        if not ids:
+            return set()
+        params = {"ids": self.sql.dialect.encode_ids(sorted(set(ids))), "owner": owner, "now": now}
+        async with self._write_one() as session:
+            return {int(r["id"]) for r in await session.fetch(self.sql.mark_done_many, params)}
+
+    async def mark_retry_many(
+        self,
+        ids: Sequence[int],
+        owner: str,
+        next_attempt_at: float,
+        error: str,
+        now: float,
+        *,
+        sent: bool = True,
+    ) -> set[int]:
+        if not ids:
+            return set()
+        params = {
+            "ids": self.sql.dialect.encode_ids(sorted(set(ids))), "owner": owner,
+            "next": next_attempt_at, "error": error, "now": now, "undo": 0 if sent else 1,
+        }  # fmt: skip
+        async with self._write_one() as session:
+            return {int(r["id"]) for r in await session.fetch(self.sql.mark_retry_many, params)}
 
     async def mark_dead(self, id: int, owner: str, error: str, now: float) -> bool:
         params = {"id": id, "owner": owner, "error": error, "now": now}

@@ -10,7 +10,7 @@ docs/outbox.md; no command kind appears here: a row carries ``superseding`` itse
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,9 @@ class Dialect:
     split: Callable[[str], list[str]]  # a migration script -> statements
     encode_json: Callable[[Any], Any]
     decode_json: Callable[[Any], Any]
+    # ``id`` is one of the ids bound as :ids (a batch), and how a list of ids is bound.
+    in_ids: str
+    encode_ids: Callable[[Sequence[int]], Any]
     lock_state: str | None = None  # locks (namespace, key) until the transaction ends
     lock_migrations: str | None = None  # serialises concurrent migrate() calls
 
@@ -70,6 +73,7 @@ OUTDATED = """
           AND n.superseding AND n.id > outbox.id AND n.status <> 'superseded')
 """
 _LEASED = "id = :id AND status = 'in_flight' AND lease_owner = :owner"
+_LEASED_ANY = "status = 'in_flight' AND lease_owner = :owner"
 _UNLEASE = "lease_owner = NULL, lease_until = NULL"
 _REVIVE = "status = 'pending', attempts = 0, next_attempt_at = :now, updated_at = :now"
 
@@ -179,6 +183,18 @@ class Statements:
             f"UPDATE outbox SET status = CASE WHEN {OUTDATED} THEN 'superseded' ELSE 'pending'"
             " END, next_attempt_at = :next, last_error = :error, updated_at = :now,"
             f" attempts = {d.greatest}(attempts - :undo, 0), {_UNLEASE} WHERE {_LEASED}"
+        )
+        # The batched outcomes: one statement for many rows of one relay (``:ids``), the same
+        # rule as the single-row statement, each row checked for its own lease.
+        self.mark_done_many = (
+            f"UPDATE outbox SET status = 'done', done_at = :now, updated_at = :now, {_UNLEASE}"
+            f" WHERE {d.in_ids} AND {_LEASED_ANY} RETURNING id"
+        )
+        self.mark_retry_many = (
+            f"UPDATE outbox SET status = CASE WHEN {OUTDATED} THEN 'superseded' ELSE 'pending'"
+            " END, next_attempt_at = :next, last_error = :error, updated_at = :now,"
+            f" attempts = {d.greatest}(attempts - :undo, 0), {_UNLEASE}"
+            f" WHERE {d.in_ids} AND {_LEASED_ANY} RETURNING id"
         )
         self.read_bucket = f"SELECT tat, not_before FROM lanes WHERE shop = :shop{d.lock_row}"
         # A later deadline wins, but none lies more than max_defer past now (:cap).

@@ -52,6 +52,8 @@ POSTGRES = Dialect(
     split=whole_script,
     encode_json=_as_is,
     decode_json=_as_is,
+    in_ids="id = ANY(CAST(:ids AS bigint[]))",
+    encode_ids=list,
     # Lock the key (present or not) until the transaction ends: consumers read, change and
     # write state, and READ COMMITTED alone would let two of them lose an update.
     lock_state="SELECT pg_advisory_xact_lock(hashtextextended(:namespace || chr(31) || :key, 0))",

@@ -98,6 +98,26 @@ class OutboxRow:
     priority: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedLane:
+    """A lane taken (or renewed) with its claimed rows and their send slots, ascending."""
+
+    rows: list[OutboxRow]
+    slots: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class LaneClaim:
+    """One shop's part of ``claim_lanes``: up to ``limit`` rows, slots at ``rate``/``burst`` up to
+    ``horizon``."""
+
+    shop: str
+    limit: int
+    rate: float
+    burst: int
+    horizon: float | None = None
+
+
 def validate_key(key: object) -> str:
     """An idempotency key: printable ASCII (space to ``~``), 1 to 200 characters."""
     if not isinstance(key, str):

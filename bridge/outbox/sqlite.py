@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -21,10 +22,11 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
-from bridge.outbox.engine import Params, Record, SQLOutboxStore
+from bridge.outbox.bucket import validate_rate
+from bridge.outbox.engine import MAX_DEFER_SECONDS, Params, Record, SQLOutboxStore, next_slots
 from bridge.outbox.migrations import split_sql
 from bridge.outbox.policy import Dialect, Statements
-from bridge.outbox.rows import OutboxError
+from bridge.outbox.rows import ClaimedLane, LaneClaim, OutboxError
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
@@ -51,6 +53,8 @@ SQLITE = Dialect(
     split=split_sql,
     encode_json=_dumps,
     decode_json=orjson.loads,
+    in_ids="id IN (SELECT value FROM json_each(:ids))",
+    encode_ids=_dumps,
 )
 
 
@@ -201,6 +205,88 @@ class SQLiteOutboxStore(SQLOutboxStore):
                 f"the SQLite outbox {self.path!r} stayed locked by another writer for"
                 f" busy_timeout ({self.busy_timeout:g} s): {exc}"
             ) from exc
+
+    async def claim_lanes(
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        wanted: Sequence[LaneClaim],
+        *,
+        release_empty: bool = False,
+    ) -> dict[str, ClaimedLane]:
+        """As :meth:`SQLOutboxStore.claim_lanes`, the whole transaction in one trip to the
+        connection's thread: a relay starts hundreds of lanes at once, and each statement's trip
+        waits for a turn of a busy event loop."""
+        for w in wanted:
+            validate_rate(w.rate, w.burst, max(0, w.limit))
+        sql = self.sql
+
+        def body(conn: sqlite3.Connection) -> dict[str, tuple[list[sqlite3.Row], list[float]]]:
+            taken: dict[str, tuple[list[sqlite3.Row], list[float]]] = {}
+            for w in wanted:
+                lane = {"shop": w.shop, "owner": owner, "until": now + lease_seconds, "now": now}
+                if len(conn.execute(sql.acquire_lane, lane).fetchall()) != 1:
+                    continue
+                claim = lane | {"limit": max(0, w.limit)}
+                records = conn.execute(sql.claim, claim).fetchall() if w.limit > 0 else []
+                if not records and release_empty:
+                    conn.execute(sql.release_lane, lane)
+                    continue
+                slots: list[float] = []
+                if records:
+                    (bucket,) = conn.execute(sql.read_bucket, {"shop": w.shop}).fetchall()
+                    slots, tat = next_slots(bucket, w, len(records), now)
+                    conn.execute(sql.write_tat, {"shop": w.shop, "tat": tat})
+                taken[w.shop] = (records, slots)
+            return taken
+
+        found = await self._in_thread(body)
+        return {shop: ClaimedLane(self._decoded(r), s) for shop, (r, s) in found.items()}
+
+    async def release_lane(
+        self, shop: str, owner: str, *, not_before: float | None = None, now: float | None = None
+    ) -> bool:
+        """As :meth:`SQLOutboxStore.release_lane`, in one trip to the connection's thread."""
+        if not_before is None:
+            return await super().release_lane(shop, owner)
+        cap = (time.time() if now is None else now) + MAX_DEFER_SECONDS
+        sql, params = self.sql, {"shop": shop, "owner": owner}
+        defer = {"shop": shop, "until": min(not_before, cap), "cap": cap}
+
+        def body(conn: sqlite3.Connection) -> bool:
+            conn.execute(sql.defer, defer)
+            return conn.execute(sql.release_lane, params).rowcount == 1
+
+        return await self._in_thread(body)
+
+    async def _in_thread(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """``body`` inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back if it raises), run in
+        one call on the connection's thread (aiosqlite's queue: ``Connection._execute``)."""
+        conn = self._conn
+
+        def transaction() -> T:
+            raw: sqlite3.Connection = conn._conn  # in aiosqlite's thread, its own connection
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise OutboxError(
+                    f"the SQLite outbox {self.path!r} stayed locked by another writer for"
+                    f" busy_timeout ({self.busy_timeout:g} s): {exc}"
+                ) from exc
+            try:
+                result = body(raw)
+            except BaseException:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raise
+            raw.execute("COMMIT")
+            return result
+
+        self._check_reentry()
+        async with self._lock:
+            done: T = await _complete(conn._execute(transaction))  # type: ignore[no-untyped-call]  # aiosqlite's own queue, untyped
+            return done
 
     async def pragmas(self) -> dict[str, Any]:
         """The connection's settings that durability depends on (synchronous 2 is FULL)."""

@@ -10,6 +10,7 @@ import os
 import secrets
 import socket
 
+import aiohttp
 import httpx
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -26,14 +27,15 @@ from bridge.platforms.base import PlatformClient
 from bridge.relay.lanes import RelayOptions
 from bridge.relay.pacing import PACE_ON, PacedTransport
 from bridge.relay.relay import Relay
+from bridge.relay.transport import AiohttpTransport, session
 from bridge.serve import run, running_server, stop_on_signals
 
 log = get_logger(__name__)
 
 DEFAULT_METRICS_PORT = 9101
 KAFKA_START_WAIT = 10.0  # seconds to wait for Kafka at start before sending without it
-CONNECTIONS_PER_SHOP = 32  # requests in flight to one shop; more wait for a free connection
-KEEPALIVE_PER_SHOP = 4
+MAX_CONNECTIONS = 2048  # requests in flight from one relay; more wait for a free connection
+KEEPALIVE_SECONDS = 30.0
 DEFAULTS = RelayOptions()
 
 
@@ -112,21 +114,21 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def http_client(config: Config) -> httpx.AsyncClient:
-    """An HTTP client for one shop: its own small keep-alive pool, the relay's request timeout.
+def shared_session(_config: Config) -> aiohttp.ClientSession:
+    """The relay's one aiohttp session (connection pool) for every shop; close it at the end."""
+    return session(connections=MAX_CONNECTIONS, keepalive=KEEPALIVE_SECONDS)
+
+
+def http_client(config: Config, shared: aiohttp.ClientSession | None = None) -> httpx.AsyncClient:
+    """The HTTP client a platform client sends through: httpx's API on aiohttp's wire.
 
     Writes are traced (:class:`PacedTransport`) so that the relay knows when each one left.
-    One pool per shop rather than one shared pool: httpcore scans every connection of a pool on
-    each request, so a single pool serving hundreds of shops costs O(shops) CPU per request
-    (measured: 254 req/s with 64 requests in flight on one pool, 937 req/s on 64 pools). Per-shop
-    pools also keep one slow shop from holding connections the others need.
+    ``shared`` is the relay's session (:func:`shared_session`); without it the client opens its
+    own. aiohttp keeps idle connections per host in O(1) structures, so one session serves every
+    shop; httpcore scanned its whole pool per request, which is why the relay used to keep a pool
+    per shop, and spent about twice the CPU per request (``bench/http_clients.py``).
     """
-    limits = httpx.Limits(
-        max_connections=CONNECTIONS_PER_SHOP,
-        max_keepalive_connections=KEEPALIVE_PER_SHOP,
-        keepalive_expiry=30.0,
-    )
-    transport = PacedTransport(httpx.AsyncHTTPTransport(limits=limits))
+    transport = PacedTransport(AiohttpTransport(shared))
     return httpx.AsyncClient(
         timeout=httpx.Timeout(config.relay.request_timeout), transport=transport
     )
@@ -154,12 +156,12 @@ async def run_relay(
     registry = registry if registry is not None else CollectorRegistry()
     store = await open_store(config.outbox.dsn)
     publisher = KafkaPublisher(config.kafka, client_id="bridge-relay")
-    pools: dict[str, httpx.AsyncClient] = {}
+    wire = shared_session(config)
+    http = http_client(config, wire)
     clients: dict[str, PlatformClient] = {}
     try:
         for sid, shop in config.shops.items():
-            pools[sid] = http_client(config)
-            clients[sid] = client_for(shop, pools[sid])
+            clients[sid] = client_for(shop, http)
         await store.migrate()
         await _start_publisher(publisher)
         relay = Relay(
@@ -184,8 +186,8 @@ async def run_relay(
         await publisher.stop()  # flushes what the reporter handed over
         for client in clients.values():
             await client.aclose()
-        for pool in pools.values():
-            await pool.aclose()
+        await http.aclose()
+        await wire.close()
         await store.close()
 
 

@@ -28,6 +28,11 @@ class RelayOptions:
     # A lane busy this long hands its shop over (pausing it for two polls) so that replicas
     # started later get a share of busy shops. 0 keeps a lane until its shop has nothing due.
     lane_turn_seconds: float = 300.0
+    # The least time between two polls for due shops: a poll scans the outbox, and every lane
+    # that ends asks for one. Within poll_interval (a wake after new work still polls at once
+    # when the last poll is older than this).
+    poll_gap: float = 0.05
+    claim_chunk: int = 200  # lanes taken, with their first batches, in one transaction
     depth_interval: float = 5.0  # how often bridge_outbox_rows is refreshed from the database
     publish_timeout: float = 10.0
     flush_timeout: float = 10.0  # at shutdown, for the last delivery records

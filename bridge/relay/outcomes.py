@@ -26,6 +26,7 @@ from bridge.relay.deliveries import (
     headers,
     record_key,
 )
+from bridge.relay.marks import DoneMarks
 from bridge.relay.metrics import RelayMetrics
 
 log = get_logger(__name__)
@@ -56,6 +57,7 @@ class Outcomes:
         self.reporter = reporter
         self.topics = topics
         self.min_defer = min_defer
+        self.marks = DoneMarks(store, owner, clock)
 
     async def record(
         self,
@@ -67,9 +69,11 @@ class Outcomes:
         """The outcome of one sent attempt; ``defer(until)`` pauses the caller's batch (429)."""
         store, owner, now = self.store, self.owner, self.clock()
         if error is None:
-            if not await store.mark_done(row.id, owner, now):
+            marked = await self.marks.done(row.id)  # with the other answers of this moment
+            if marked is None:
                 self._lost(row, "done")
                 return
+            now = marked
             self.metrics.delivery_seconds.labels(platform).observe(now - row.created_at)
             self._report(row, "done", now)
             return
@@ -117,21 +121,26 @@ class Outcomes:
         """Return claimed rows unsent, due again at ``due``; their claim is not an attempt, so
         put-backs never bring a row closer to ``max_attempts``. Nothing is published: a put-back
         is not an outcome (no request was made), only counted (``outcome="unsent"``)."""
+        if not rows:
+            return
         now = self.clock()
         due = max(now, due)
         reason = f"not sent: {why}"
-        returned = 0
+        ids = [row.id for row in rows]
+        returned = await self.store.mark_retry_many(ids, self.owner, due, reason, now, sent=False)
         for row in rows:
-            if not await self.store.mark_retry(row.id, self.owner, due, reason, now, sent=False):
+            if row.id in returned:
+                self.metrics.attempts.labels(row.shop, "unsent").inc()
+            else:
                 self._lost(row, "retry")
-                continue
-            returned += 1
-            self.metrics.attempts.labels(row.shop, "unsent").inc()
-        if rows:
-            log.info(
-                "relay_put_back", shop=rows[0].shop, rows=returned, why=why,
-                due_in=round(due - now, 3),
-            )  # fmt: skip
+        log.info(
+            "relay_put_back", shop=rows[0].shop, rows=len(returned), why=why,
+            due_in=round(due - now, 3),
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        """The last batch of done marks is written."""
+        await self.marks.close()
 
     def _report(
         self,

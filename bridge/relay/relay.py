@@ -26,7 +26,7 @@ from bridge.config import Config, ShopConfig
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import Topics
 from bridge.log import get_logger
-from bridge.outbox.store import OutboxRow, OutboxStore
+from bridge.outbox.store import ClaimedLane, LaneClaim, OutboxRow, OutboxStore
 from bridge.platforms.base import PlatformClient
 from bridge.relay.deliveries import Reporter
 from bridge.relay.lanes import Batch, Lane, RelayOptions
@@ -113,15 +113,22 @@ class Relay:
         log.info("relay_started", owner=self.owner, shops=len(self.clients))
         self.started.set()
         try:
+            loop = asyncio.get_running_loop()
             while not self._stopping:
+                polled = loop.time()
                 await self._poll()
                 self._signal.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.poll_interval):
                         await self._signal.wait()
+                # Lanes ending by the hundred each wake the loop: one poll per gap serves them.
+                gap = polled + self.options.poll_gap - loop.time()
+                if gap > 0 and not self._stopping:
+                    await asyncio.sleep(gap)
         finally:
             self._halt_all()
             await self._drain()
+            await self.outcomes.close()
             for task in (watcher, depth):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -180,17 +187,15 @@ class Relay:
         candidates = [s for s in shops if s not in self._lanes and self._cooldown.get(s, 0) <= now]
         if len(candidates) > free:
             self.rng.shuffle(candidates)  # no shop starves behind the alphabet
+        known = []
         for shop in candidates[: max(0, free)]:
-            spec = self.config.shops.get(shop)
-            client = self.clients.get(shop)
-            if spec is None or client is None:
-                if shop not in self._unknown:
-                    self._unknown.add(shop)
-                    log.warning("relay_unknown_shop", shop=shop, hint="rows stay pending")
-                continue
-            task = asyncio.create_task(self._lane(shop, spec, client), name=f"relay-lane-{shop}")
-            self._lanes[shop] = task
-            task.add_done_callback(functools.partial(self._lane_done, shop))
+            if shop in self.config.shops and shop in self.clients:
+                known.append(shop)
+            elif shop not in self._unknown:
+                self._unknown.add(shop)
+                log.warning("relay_unknown_shop", shop=shop, hint="rows stay pending")
+        for start in range(0, len(known), self.options.claim_chunk):
+            await self._start_lanes(known[start : start + self.options.claim_chunk], now)
         self._cooldown = {s: t for s, t in self._cooldown.items() if t > now}
         for shop in [s for s, w in self._windows.items() if s not in self._lanes and w.idle]:
             del self._windows[shop]
@@ -217,34 +222,64 @@ class Relay:
         per_batch = math.ceil(spec.rate_limit * self.options.batch_seconds) + spec.burst - 1
         return max(1, min(self.options.max_batch, per_batch))
 
-    async def _lane(self, shop: str, spec: ShopConfig, client: PlatformClient) -> None:
-        lease = self.lease
-        now = self.clock()
-        if not await self.store.acquire_lane(shop, self.owner, lease, now):
-            # Another relay sends to this shop now: look again after a poll interval, not at
-            # once (the lane ending wakes the poll loop, and the shop is still due).
-            self._cooldown[shop] = now + self.settings.poll_interval
-            return
-        lane = Lane(shop, spec, client, started=now, renewed=now)
+    async def _start_lanes(self, shops: list[str], now: float) -> None:
+        """Take the lanes of ``shops`` with their first batches in one transaction; run them."""
+        wanted = [self._wanted(self.config.shops[shop], now) for shop in shops]
         try:
-            while not self._stopping:
+            taken = await self.store.claim_lanes(
+                self.owner, self.lease, now, wanted, release_empty=True
+            )
+        except Exception:
+            log.exception("relay_claim_failed", shops=len(shops))
+            return
+        for shop in shops:
+            claimed = taken.get(shop)
+            if claimed is None:
+                # Another relay sends to this shop now (or nothing was due after all): look
+                # again after a poll interval, not at once.
+                self._cooldown[shop] = now + self.settings.poll_interval
+                continue
+            spec, client = self.config.shops[shop], self.clients[shop]
+            lane = self._lane(shop, spec, client, claimed, now)
+            task = asyncio.create_task(lane, name=f"relay-lane-{shop}")
+            self._lanes[shop] = task
+            task.add_done_callback(functools.partial(self._lane_done, shop))
+
+    async def _lane(
+        self,
+        shop: str,
+        spec: ShopConfig,
+        client: PlatformClient,
+        claimed: ClaimedLane,
+        now: float,
+    ) -> None:
+        """Send the shop's batches: ``claimed`` (the lane taken with its first batch), then
+        more while full batches keep coming. A relay stopping meanwhile puts them back."""
+        limit = self.batch_size(spec)
+        lane = Lane(shop, spec, client, started=now, renewed=now)
+        batch = claimed
+        try:
+            while batch.rows:
+                await self._send_batch(lane, batch.rows, batch.slots)
+                if not lane.held:
+                    break
+                if lane.idle_until is not None:  # deferred, or no slot within the lease
+                    self._cooldown[shop] = max(lane.idle_until, self._cooldown.get(shop, 0.0))
+                    break
+                if len(batch.rows) < limit or self._stopping:
+                    break  # the shop had no more due (the next poll finds rows added since)
                 now = self.clock()
                 turn = self.options.lane_turn_seconds
                 if turn and now - lane.started >= turn:
                     self._cooldown[shop] = now + 2 * self.settings.poll_interval
                     log.info("relay_lane_handover", shop=shop)
                     break
-                if now - lane.renewed >= lease / 3 and not await self._renew(lane):
+                again = await self._claim(shop, spec, now)  # renews the lane as well
+                if again is None:
+                    lane.held = False
+                    log.warning("relay_lane_lost", shop=shop)
                     break
-                rows = await self.store.claim(shop, self.owner, self.batch_size(spec), lease, now)
-                if not rows:
-                    break
-                await self._send_batch(lane, rows)
-                if not lane.held:
-                    break
-                if lane.idle_until is not None:  # deferred, or no slot within the lease
-                    self._cooldown[shop] = max(lane.idle_until, self._cooldown.get(shop, 0.0))
-                    break
+                batch, lane.renewed = again, now
         except Exception:
             log.exception("relay_lane_failed", shop=shop)
         finally:
@@ -254,15 +289,29 @@ class Relay:
                 except Exception:
                     log.exception("relay_lane_release_failed", shop=shop)
 
+    def _wanted(self, spec: ShopConfig, now: float) -> LaneClaim:
+        """A claim of one batch, its slots no later than the batch's horizon."""
+        horizon = now + self.lease - self.deadline - self.options.lease_margin
+        return LaneClaim(spec.id, self.batch_size(spec), self._rate(spec), spec.burst, horizon)
+
+    async def _claim(self, shop: str, spec: ShopConfig, now: float) -> ClaimedLane | None:
+        """Renew the lane, claim a batch and draw its send slots: one transaction."""
+        w = self._wanted(spec, now)
+        return await self.store.claim_lane(
+            shop, self.owner, w.limit, self.lease, now, rate=w.rate, burst=w.burst,
+            horizon=w.horizon,
+        )  # fmt: skip
+
+    def _rate(self, spec: ShopConfig) -> float:
+        return spec.rate_limit * (1.0 - self.options.rate_headroom)
+
     async def _release(self, lane: Lane) -> None:
         """Give the lane up, telling the next holder how long our last requests still count."""
         window = self._windows.get(lane.shop)
-        if window is not None:
-            until = window.handover(lane.spec.burst)
-            now = self.clock()
-            if until > now:
-                await self.store.defer(lane.shop, until, now)
-        await self.store.release_lane(lane.shop, self.owner)
+        until = window.handover(lane.spec.burst) if window is not None else 0.0
+        now = self.clock()
+        handover = until if until > now else None
+        await self.store.release_lane(lane.shop, self.owner, not_before=handover, now=now)
 
     async def _renew(self, lane: Lane) -> bool:
         now = self.clock()
@@ -273,7 +322,9 @@ class Relay:
         log.warning("relay_lane_lost", shop=lane.shop)
         return False
 
-    async def _send_batch(self, lane: Lane, rows: list[OutboxRow]) -> None:
+    async def _send_batch(
+        self, lane: Lane, rows: list[OutboxRow], first_slots: list[float] | None = None
+    ) -> None:
         """Send ``rows`` at their slots; after a 429 wait for the deferred time, then go on."""
         batch = Batch()
         self._batches.add(batch)
@@ -298,7 +349,8 @@ class Relay:
                     await sleep_until(self.clock, until, batch.interrupt)
                     if batch.interrupt.is_set():
                         continue  # stopping, or a later 429 moved the deferral
-                pending = await self._send_at_slots(lane, pending, batch, sends)
+                pending = await self._send_at_slots(lane, pending, batch, sends, first_slots)
+                first_slots = None  # what is left after a deferral draws new slots
             if sends:
                 await asyncio.gather(*sends)
             if batch.deferred_until is not None and batch.deferred_until > self.clock():
@@ -315,13 +367,17 @@ class Relay:
         rows: list[OutboxRow],
         batch: Batch,
         sends: list[asyncio.Task[None]],
+        drawn: list[float] | None = None,
     ) -> list[OutboxRow]:
-        """Start each row's request at its slot; return the rows left when interrupted."""
+        """Start each row's request at its slot (``drawn`` with the claim, else drawn now);
+        return the rows left when interrupted."""
         spec = lane.spec
-        rate = spec.rate_limit * (1.0 - self.options.rate_headroom)
         until = self._horizon(rows[0])  # claimed together: one lease for the batch
-        slots = Slots(self.store, lane.shop, rate, spec.burst, until)
-        await slots.fill(len(rows), self.clock())
+        slots = Slots(self.store, lane.shop, self._rate(spec), spec.burst, until)
+        if drawn is None:
+            await slots.fill(len(rows), self.clock())
+        else:
+            slots.extend(drawn)
         window = self._window(lane)
         for index, row in enumerate(rows):
             turn = await self._turn(lane, rows[index:], slots, batch, window)

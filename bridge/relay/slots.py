@@ -57,6 +57,10 @@ class Slots:
             await reserve(self.store, self.shop, self.rate, self.burst, count, now, self.until)
         )
 
+    def extend(self, slots: list[float]) -> None:
+        """Slots drawn already (with the claim)."""
+        self._slots.extend(slots)
+
     async def next(self, now: float) -> float | None:
         """The next slot, or None when there is none within the horizon."""
         if not self._slots:

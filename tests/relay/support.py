@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ from bridge.devtools.simulator import (
 )
 from bridge.kafka.publisher import KafkaPublisher, Publisher
 from bridge.outbox import NewWrite, OutboxRow, OutboxStore, Status, open_store
+from bridge.outbox.store import ClaimedLane, LaneClaim
 from bridge.platforms import client_for
 from bridge.platforms.base import StockTarget
 from bridge.relay import Relay, RelayOptions
@@ -287,6 +288,45 @@ class ClaimRecorder:
         claimed = await self._inner.claim(shop, owner, limit, lease_seconds, now)
         self.claims += [Claim(r.id, r.attempts, now, r.lease_until or 0.0) for r in claimed]
         return claimed
+
+    async def claim_lane(
+        self,
+        shop: str,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        now: float,
+        *,
+        rate: float,
+        burst: int,
+        horizon: float | None = None,
+    ) -> ClaimedLane | None:
+        claimed = await self._inner.claim_lane(
+            shop, owner, limit, lease_seconds, now, rate=rate, burst=burst, horizon=horizon
+        )
+        if claimed is not None:
+            self.claims += [
+                Claim(r.id, r.attempts, now, r.lease_until or 0.0) for r in claimed.rows
+            ]
+        return claimed
+
+    async def claim_lanes(
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: float,
+        wanted: Sequence[LaneClaim],
+        *,
+        release_empty: bool = False,
+    ) -> dict[str, ClaimedLane]:
+        taken = await self._inner.claim_lanes(
+            owner, lease_seconds, now, wanted, release_empty=release_empty
+        )
+        for claimed in taken.values():
+            self.claims += [
+                Claim(r.id, r.attempts, now, r.lease_until or 0.0) for r in claimed.rows
+            ]
+        return taken
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
