@@ -68,13 +68,80 @@ def _is_empty(value: Any) -> bool:
 def transform_paths(payload: Any, paths: Sequence[PiiPath], fn: Callable[[Any], Any]) -> Any:
     """A copy of ``payload`` with ``fn`` applied to the value at every path.
 
-    Copy-on-write: containers on a matched path are copied, everything else is shared with the
-    input, which is never mutated. A value is transformed at most once per path.
+    Copy-on-write: containers on a path where a value changed are copied, everything else is
+    shared with the input, which is never mutated. A value is transformed at most once per path.
+    Paths that no value can match twice (the usual case) are applied in one walk over a trie of
+    them, each container copied at most once; overlapping ones are applied one after another.
     """
-    result = payload
-    for path in paths:
-        result = _apply(result, compile_path(path), fn)
-    return result
+    trie = _compile(tuple(paths))
+    if trie is None:
+        result = payload
+        for path in paths:
+            result = _apply(result, compile_path(path), fn)
+        return result
+    return _walk(payload, trie, fn)
+
+
+# A trie of paths: segment → the rest (``None``: the path ends here, apply ``fn``).
+_Trie = dict[str, "_Trie | None"]
+
+
+@lru_cache(maxsize=256)
+def _compile(paths: tuple[PiiPath, ...]) -> _Trie | None:
+    """The trie of ``paths``, or None when two of them can reach the same value (or one the
+    other's ancestor): then the order they are applied in matters."""
+    split = [compile_path(p) for p in paths]
+    for i, a in enumerate(split):
+        for b in split[i + 1 :]:
+            if all(_may_meet(x, y) for x, y in zip(a, b, strict=False)):
+                return None
+    root: _Trie = {}
+    for segments in split:
+        node = root
+        for segment in segments[:-1]:
+            child = node.setdefault(segment, {})
+            if child is None:  # cannot happen: no path ends above another (checked above)
+                return None
+            node = child
+        node[segments[-1]] = None
+    return root
+
+
+def _may_meet(x: str, y: str) -> bool:
+    """Whether two segments can select the same key or index ("0" and "00" index alike)."""
+    return x == y or "*" in (x, y) or (x.isdecimal() and y.isdecimal() and int(x) == int(y))
+
+
+def _matches(node: Any, trie: _Trie) -> list[tuple[Any, list[_Trie | None]]]:
+    """(key or index, the sub-tries to apply there, in order) for a container node."""
+    star = [trie["*"]] if "*" in trie else []
+    literal = [(k, sub) for k, sub in trie.items() if k != "*"]
+    if isinstance(node, dict):
+        if star:
+            return [(k, [*star, *([trie[k]] if k in trie and k != "*" else [])]) for k in node]
+        return [(k, [sub]) for k, sub in literal if k in node]
+    if star:
+        extra: dict[int, list[_Trie | None]] = {}
+        for k, sub in literal:
+            if k.isdecimal() and int(k) < len(node):
+                extra.setdefault(int(k), []).append(sub)
+        return [(i, [*star, *extra.get(i, [])]) for i in range(len(node))]
+    return [(int(k), [sub]) for k, sub in literal if k.isdecimal() and int(k) < len(node)]
+
+
+def _walk(node: Any, trie: _Trie, fn: Callable[[Any], Any]) -> Any:
+    if not isinstance(node, dict | list):
+        return node
+    copy: Any = None
+    for key, subs in _matches(node, trie):
+        old = new = node[key]
+        for sub in subs:
+            new = fn(new) if sub is None else _walk(new, sub, fn)
+        if new is not old:
+            if copy is None:
+                copy = dict(node) if isinstance(node, dict) else list(node)
+            copy[key] = new
+    return node if copy is None else copy
 
 
 def _apply(node: Any, segments: Path, fn: Callable[[Any], Any]) -> Any:
