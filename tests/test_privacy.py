@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 import re
 from typing import Any
 
@@ -267,3 +268,31 @@ def test_one_walk_copies_only_containers_that_changed() -> None:
         protected["meta"] is payload["meta"],
         protected["data"]["order"]["items"] is payload["data"]["order"]["items"],
     )
+
+
+def test_nonces_never_repeat_within_a_process() -> None:
+    """Consecutive encryptions use distinct nonces (a counter from a random start)."""
+    p = privacy()
+    nonces = {_nonce(p.encrypt("same")) for _ in range(1000)}
+    assert 1000 == len(nonces)
+
+
+def test_forked_child_does_not_repeat_the_parents_nonces() -> None:
+    """After fork the child draws a new starting point instead of continuing the parent's."""
+    p = privacy()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next nonce and leave at once
+        os.write(write, _nonce(p.encrypt("x")))
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64)
+    os.close(read)
+    parent = {_nonce(p.encrypt("x")) for _ in range(3)}
+    assert child not in parent
+
+
+def _nonce(token: str) -> bytes:
+    data = token.rsplit(":", 1)[1]
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))[:12]

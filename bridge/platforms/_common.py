@@ -30,6 +30,9 @@ MAX_MONEY = Decimal(10) ** 15  # exclusive; larger amounts are not a shop's, the
 MONEY_PLACES = 6
 _MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)
 _MONEY_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+# Already in the form money() returns (no sign, no leading zero, at most six places, < 10^15):
+# returned as it is, without a Decimal round trip.
+_CANONICAL_MONEY = re.compile(r"(?:0|[1-9]\d{0,14})(?:\.\d{1,6})?")
 _LOCAL_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?")
 _ZERO_DATES = ("0000-00-00", "-0001-11-30")
 
@@ -182,6 +185,8 @@ def money(value: Any, field: str) -> str | None:
     six decimal places are rounded half-even (``0.30000000000000004`` → ``"0.3"``); ``-0`` is
     ``0``; an amount of 10^15 or more is invalid.
     """
+    if isinstance(value, str) and _CANONICAL_MONEY.fullmatch(value):
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, bool):
