@@ -115,17 +115,22 @@ AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("record building (value, headers)", ("bridge/kafka/cloudevents.py", "send (bridge/")),
     ("kafka produce (aiokafka)", ("aiokafka/", "bridge/kafka/", "kafka/")),
     ("HTTP (uvicorn, starlette, body)", (
-        "uvicorn/", "starlette/", "h11/", "httptools/", "bridge/ingress/body.py", "bridge/serve.py",
+        "uvicorn/", "starlette/", "h11/", "httptools/", "bridge/ingress/body.py",
     )),
     ("request handling (ingress app, baseline handler)", ("bridge/ingress/", "ingress_workers.py")),
 )  # fmt: skip
-OTHER_AREA = "event loop, GC, other"
-_PLUMBING = ("asyncio/", "uvloop", "selectors.py", "contextvars", "dataclasses.py", "typing.py")
+OTHER_AREA = "event loop (I/O, callbacks), GC, other"
+# Frames that run callbacks: below them a sample is the event loop's own (I/O, scheduling).
+_LOOP = ("Runner.run (", "run_forever (", "_run_once (", "Handle._run (", "uvloop")
+_PLUMBING = ("asyncio/", "selectors.py", "contextlib.py")  # count for their caller
 
 
 def classify(frames: list[str]) -> str:
-    """The area of one sample, ``frames`` root first (py-spy's order)."""
+    """The area of one sample, ``frames`` root first (py-spy's order): the first frame from the
+    leaf that matches an area, stopping at the event loop's callback dispatch."""
     for frame in reversed(frames):
+        if any(p in frame for p in _LOOP):
+            break
         if any(p in frame for p in _PLUMBING):
             continue
         for area, patterns in AREAS:
