@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
@@ -66,12 +67,37 @@ def redact(
 ) -> MutableMapping[str, Any]:
     """structlog processor: blank out secrets/PII by key; strip tokens from URLs."""
     keys = sensitive_keys()
-    for key in list(event_dict):
+    for key, value in event_dict.items():  # values replaced in place: the keys stay the same
         if key.lower() in keys:
             event_dict[key] = REDACTED
-        else:
-            event_dict[key] = _scrub(event_dict[key], keys)
+        elif isinstance(value, str):
+            if "=" in value:  # no "=", no "?token=…" to strip
+                event_dict[key] = _TOKEN_QUERY.sub(r"\1" + REDACTED, value)
+        elif isinstance(value, dict | list | tuple):
+            event_dict[key] = _scrub(value, keys)
     return event_dict
+
+
+class _UtcTimestamp:
+    """structlog processor: ``timestamp`` as ISO 8601 UTC with microseconds and ``Z`` (what
+    ``TimeStamper(fmt="iso", utc=True)`` writes), the date and time formatted once a second."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        return event_dict
 
 
 def redact_exception(
@@ -88,7 +114,7 @@ def shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _UtcTimestamp(),
         redact,
     ]
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
+import re
 
 import orjson
 import structlog
@@ -110,3 +112,14 @@ def test_tokens_in_a_rendered_traceback_are_redacted() -> None:
         logging.getLogger().handlers = []
     exception = orjson.loads(stream.getvalue())["exception"]
     assert (False, True) == ("s3cret" in stream.getvalue(), "token=[redacted]" in exception)
+
+
+def test_timestamps_are_utc_iso_with_microseconds() -> None:
+    """``timestamp`` is ISO 8601 UTC with microseconds and a Z, and tells the time of the line."""
+    before = dt.datetime.now(dt.UTC)
+    stamp = str(render()["timestamp"])
+    after = dt.datetime.now(dt.UTC)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp) is not None
+    moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    slack = dt.timedelta(milliseconds=1)  # float seconds vs datetime's rounding
+    assert (True, True) == (before - slack <= moment, moment <= after + slack)
