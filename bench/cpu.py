@@ -100,3 +100,50 @@ def profile_summary(raw: Path, rate: int, seconds: float, top: int = 12) -> list
     out += ["", "Self time (line level):", ""]
     out += [f"- {100 * n / total:4.1f}% `{f}`" for f, n in own.most_common(top)]
     return out
+
+
+# Where a py-spy sample's CPU goes: the first area whose pattern matches a frame, walking from
+# the leaf (the running line) towards the root; frames of the standard library's plumbing
+# (asyncio, dataclasses, …) are passed over so that they count for their caller.
+AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("PII encryption", ("bridge/privacy.py", "cryptography/")),
+    ("logging", ("structlog/", "bridge/log.py", "logging/")),
+    ("metrics", ("prometheus_client/", "bridge/ingress/metrics.py")),
+    ("dedup", ("bridge/ingress/dedup.py",)),
+    ("verification", ("/webhooks.py", "bridge/ingress/hooks.py", "hmac.py", "/signing.py")),
+    ("normalisation", ("bridge/platforms/", "bridge/events.py", "bridge/times.py", "_normalise (")),
+    ("record building (value, headers)", ("bridge/kafka/cloudevents.py", "send (bridge/")),
+    ("kafka produce (aiokafka)", ("aiokafka/", "bridge/kafka/", "kafka/")),
+    ("HTTP (uvicorn, starlette, body)", (
+        "uvicorn/", "starlette/", "h11/", "httptools/", "bridge/ingress/body.py",
+    )),
+    ("request handling (ingress app, baseline handler)", ("bridge/ingress/", "ingress_workers.py")),
+)  # fmt: skip
+OTHER_AREA = "event loop (I/O, callbacks), GC, other"
+# Frames that run callbacks: below them a sample is the event loop's own (I/O, scheduling).
+_LOOP = ("Runner.run (", "run_forever (", "_run_once (", "Handle._run (", "uvloop")
+_PLUMBING = ("asyncio/", "selectors.py", "contextlib.py")  # count for their caller
+
+
+def classify(frames: list[str]) -> str:
+    """The area of one sample, ``frames`` root first (py-spy's order): the first frame from the
+    leaf that matches an area, stopping at the event loop's callback dispatch."""
+    for frame in reversed(frames):
+        if any(p in frame for p in _LOOP):
+            break
+        if any(p in frame for p in _PLUMBING):
+            continue
+        for area, patterns in AREAS:
+            if any(p in frame for p in patterns):
+                return area
+    return OTHER_AREA
+
+
+def area_breakdown(raw: Path) -> dict[str, int]:
+    """py-spy samples by area (:data:`AREAS`) from ``--format raw`` output."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            counts[classify(stack.split(";"))] += int(count)
+    return dict(counts)

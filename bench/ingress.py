@@ -1,16 +1,19 @@
-"""Ingress benchmark: signed ~2 KB Cyberbiz webhooks over HTTP, through the ingress, into Kafka.
+"""Ingress benchmark: ~5.7 KB BentoWeb order webhooks over HTTP, through the ingress, into Kafka.
 
-    .venv/bin/python bench/ingress.py [--quick] [--duration S] [--concurrency 1,8,32,128]
+    .venv/bin/python bench/ingress.py [--quick] [--duration S] [--concurrency 8,64] [--profile]
 
 Starts a local Kafka broker (or uses ``KAFKA_BOOTSTRAP_SERVERS``) and the ingress as its own
-process (``python -m bridge ingress``: production settings, log level warning and info), and
-measures in the same run (a) a bare Starlette endpoint under the same uvicorn settings that only
-answers 202 — also the load generator's ceiling — and (b) a raw aiokafka producer (``acks=all``,
-idempotent, same linger) sending the same records with the same concurrency. Every webhook is a
-distinct delivery (fresh order id and ``updated_at``), so the ingress publishes each one; at the
-end the records on each orders topic are counted against the 202s. ``--profile`` adds a py-spy
-profile of the ingress at the highest concurrency. Report (markdown) on stdout, progress on stderr.
-
+process (``python -m bridge --log-level info --log-format json ingress``: production settings,
+every feature on — normalisation, PII encryption, dedup, metrics, logs), and measures in the same
+run, each as its own process under the same uvicorn set-up: (a) a bare Starlette endpoint that
+only reads the body and answers 202 — also the load generator's ceiling —, (b) a raw aiokafka
+producer (``acks=all``, idempotent, same linger) sending the ingress's records with the same
+concurrency, and (c) the *minimal ingress*: the bare stack reading the body, checking the token
+header and awaiting ``send_and_wait`` before answering 202. Every webhook is a distinct delivery
+(fresh order id and ``date_modified``), so the ingress publishes each one; at the end the records
+on each topic are counted against the 202s. ``--profile`` adds a py-spy profile of (a), (c) and
+the ingress at the highest concurrency: CPU µs per request by area. Report (markdown) on stdout,
+progress on stderr.
 """
 
 from __future__ import annotations
@@ -31,14 +34,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from cpu import CpuMeter, find_py_spy, profile_summary
-from ingress_plan import HOST, NAMES, SHOP, Plan, Results, Target, config_text, load
+from cpu import CpuMeter, area_breakdown, find_py_spy, profile_summary
+from ingress_plan import HOST, NAMES, SHOP, TARGETS, Plan, Results, Target, config_text, load
 from ingress_report import goals, report
 from ingress_workers import WORKERS
 from loadgen import LoadResult, merge
 from procs import Child, http_get, log, prometheus_samples, run_workers, wait_http
 from report import add_json_flag, load_average, machine_facts, uptime, write_summary
-from samples import ID_BASE, SignedRequests, order_template
+from samples import ID_BASE, SignedRequests, bento_order_template
 from wrk import WRK_INSTALL_HINT, run_wrk, wrk_script
 
 from bridge.config import Config
@@ -115,7 +118,7 @@ class Bench:
             script = self.tmp / f"{target.name}.lua"
             if not script.exists():
                 shop = load(target.config).shops[SHOP]
-                signer = SignedRequests(shop, f"{HOST}:{target.port}", order_template())
+                signer = SignedRequests(shop, f"{HOST}:{target.port}", bento_order_template())
                 script.write_text(wrk_script(signer))
             url = f"http://{HOST}:{target.port}/"
             meter.start()
@@ -145,14 +148,15 @@ class Bench:
     def paced(self, target: Target) -> tuple[LoadResult, str]:
         """Open loop at ``plan.rate``; also the ingress's own Kafka-ack p99 meanwhile."""
         metrics = f"http://{HOST}:{target.ready_port}/metrics"
-        before = _ack_buckets(metrics) if target.name != "bare" else {}
+        measured = target.name.startswith("ingress")  # the baselines have no /metrics
+        before = _ack_buckets(metrics) if measured else {}
         argv = self.client_argv(target, self.plan.paced_seconds, 0, self.plan.rate)
         answers, cpu = run_workers([argv], self.meter(target))
         result = LoadResult(**answers[0])
         result.statuses = {int(k): v for k, v in result.statuses.items()}
         result.cpu = cpu
         target.seen_202 += result.count(202)
-        if target.name == "bare":
+        if not measured:
             return result, "-"
         after = _ack_buckets(metrics)
         delta = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
@@ -160,26 +164,39 @@ class Bench:
         bound = next((le for le, n in delta.items() if total and n >= 0.99 * total), float("nan"))
         return result, f"≤ {bound * 1000:g}"
 
-    def profile(self, target: Target) -> None:
+    def profile(self, targets: dict[str, Target]) -> None:
+        """py-spy on (a), (c) and the ingress at the highest concurrency: µs/request by area."""
         py_spy = find_py_spy()
         if py_spy is None:
-            self.results.profile = ["py-spy not found: `.venv/bin/pip install py-spy`"]
+            self.results.profile = ["py-spy not found: `.venv/bin/pip install -e '.[bench]'`"]
             return
-        concurrency, seconds, rate = max(self.plan.concurrency), self.plan.duration, 200
-        out = self.tmp / "ingress.pyspy"
-        log(f"profiling the ingress at c={concurrency} with py-spy")
-        spy = [py_spy, "record", "--pid", str(target.child.pid), "--rate", str(rate)]
-        spy += ["--nonblocking", "--format", "raw", "-o", str(out), "--duration", f"{seconds:.0f}"]
-        with subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
-            result = self.closed(target, concurrency, seconds)
-            _, err = proc.communicate(timeout=seconds + 30)
-        if not out.exists():
-            self.results.profile = [f"py-spy failed: {err.decode(errors='replace').strip()[-300:]}"]
-            return
-        head = (
-            f"Under py-spy ({rate} Hz, --nonblocking): {result.rate:,.0f} req/s at c={concurrency}."
-        )
-        self.results.profile = [head, "", *profile_summary(out, rate, seconds)]
+        concurrency, seconds, rate = max(self.plan.concurrency), self.plan.duration, 250
+        folder = self.plan.profile_dir or self.tmp
+        folder.mkdir(parents=True, exist_ok=True)
+        head = [
+            f"py-spy record --rate {rate} --nonblocking --format raw, c={concurrency}, "
+            f"{seconds:g} s per target, a cell of its own (not the cells above).",
+            "",
+        ]
+        for name in ("bare", "minimal", "ingress"):
+            target = targets[name]
+            out = folder / f"{name}.pyspy"
+            log(f"profiling {name} at c={concurrency} with py-spy")
+            spy = [py_spy, "record", "--pid", str(target.child.pid), "--rate", str(rate)]
+            spy += ["--nonblocking", "--format", "raw", "-o", str(out)]
+            spy += ["--duration", f"{seconds:.0f}"]
+            with subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+                result = self.closed(target, concurrency, seconds)
+                _, err = proc.communicate(timeout=seconds + 30)
+            if not out.exists():
+                error = err.decode(errors="replace").strip()[-300:]
+                self.results.profile = [f"py-spy failed on {name}: {error}"]
+                return
+            self.results.areas[name] = (result, area_breakdown(out))
+            if name == "ingress":
+                head += [f"The ingress under py-spy: {result.rate:,.0f} req/s.", ""]
+                head += profile_summary(out, rate, seconds)
+        self.results.profile = head
 
     def run(self) -> Results:
         plan = self.plan
@@ -192,22 +209,28 @@ class Bench:
             )
         self.start_kafka()
         run_id = secrets.token_hex(3)
-        configs = {
-            "ingress": self.write_config("ingress", f"bench-{run_id}"),
-            "ingress-info": self.write_config("ingress-info", f"bench-{run_id}-info"),
-        }
-        raw_topic = f"bench-{run_id}-raw.orders"
+        configs = {"ingress": self.write_config("ingress", f"bench-{run_id}")}
+        if plan.warning_level:
+            configs["ingress-warning"] = self.write_config("warning", f"bench-{run_id}-warning")
+        raw_topic, minimal_topic = f"bench-{run_id}-raw.orders", f"bench-{run_id}-minimal.orders"
         from bridge.kafka.topics import ensure_topics
 
         for path in configs.values():
             asyncio.run(ensure_topics(load(path).kafka))
-        asyncio.run(ensure_topics(load(configs["ingress"]).kafka, names=[raw_topic]))
+        names = [raw_topic, minimal_topic]
+        asyncio.run(ensure_topics(load(configs["ingress"]).kafka, names=names))
 
+        here, main = [sys.executable, self.here], configs["ingress"]
         targets = {
-            "bare": self.start("bare", [sys.executable, self.here, "_bare"], configs["ingress"])
+            "bare": self.start("bare", [*here, "_bare"], main),
+            "minimal": self.start(
+                "minimal",
+                [*here, "_minimal", "--config", str(main), "--topic", minimal_topic],
+                main,
+            ),
         }
-        for name, level in (("ingress", "warning"), ("ingress-info", "info")):
-            if name == "ingress" or plan.info_level:
+        for name, level in (("ingress", "info"), ("ingress-warning", "warning")):
+            if name in configs:
                 bridge = [sys.executable, "-m", "bridge", "--log-level", level, "--log-format"]
                 argv = [*bridge, "json", "ingress", "--host", HOST, "--config", str(configs[name])]
                 targets[name] = self.start(name, argv, configs[name])
@@ -217,10 +240,10 @@ class Bench:
 
         raw_sent = 0
         for concurrency in plan.concurrency:
-            for name in ("bare", "ingress", "raw", "ingress-info"):
+            for name in TARGETS:
                 if name == "raw":
                     log(f"c={concurrency}: raw aiokafka producer")
-                    result, warm = self.raw(configs["ingress"], raw_topic, concurrency)
+                    result, warm = self.raw(main, raw_topic, concurrency)
                     raw_sent += result.count(202) + warm
                 elif name in targets:
                     log(f"c={concurrency}: {name}")
@@ -233,11 +256,14 @@ class Bench:
             log(f"{name}: {plan.rate:g}/s, open loop, {plan.paced_seconds:g} s")
             self.results.paced[name] = self.paced(target)
         if plan.profile:
-            self.profile(targets["ingress"])
-        self.verify([t for n, t in targets.items() if n != "bare"], raw_topic, raw_sent)
+            self.profile(targets)
+        ours = [t for n, t in targets.items() if n.startswith("ingress")]
+        self.verify(ours, targets["minimal"], (raw_topic, raw_sent), minimal_topic)
         return self.results
 
-    def verify(self, targets: list[Target], raw_topic: str, raw_sent: int) -> None:
+    def verify(
+        self, targets: list[Target], minimal: Target, raw: tuple[str, int], minimal_topic: str
+    ) -> None:
         """Records on each orders topic == the 202s the ingress answered == what clients saw."""
         for target in targets:
             config = load(target.config)
@@ -258,7 +284,16 @@ class Bench:
                 f"{target.seen_202:,}", f"{unseen} (≤ {target.abandoned})",
                 str(others or "none"), "PASS" if ok else "**FAIL**",
             ))  # fmt: skip
-        records = asyncio.run(topic_records(load(targets[0].config), raw_topic))
+        config = load(minimal.config)
+        records = asyncio.run(topic_records(config, minimal_topic))
+        unseen = records - minimal.seen_202
+        self.results.checks.append((
+            NAMES["minimal"], minimal_topic, f"{records:,}", "-", f"{minimal.seen_202:,}",
+            f"{unseen} (≤ {minimal.abandoned})", "-",
+            "PASS" if 0 <= unseen <= minimal.abandoned else "**FAIL**",
+        ))  # fmt: skip
+        raw_topic, raw_sent = raw
+        records = asyncio.run(topic_records(config, raw_topic))
         self.results.checks.append((
             NAMES["raw"], raw_topic, f"{records:,}", f"{raw_sent:,} acked", "-", "-", "-",
             "PASS" if records == raw_sent else "**FAIL**",
@@ -312,27 +347,29 @@ def parse_args(argv: Sequence[str]) -> Plan:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="smoke run, under a minute")
-    p.add_argument("--duration", type=float, help="seconds per cell (default 15; quick 3)")
-    p.add_argument("--concurrency", help="comma-separated (default 1,8,32,128; quick 8,64)")
+    p.add_argument("--duration", type=float, help="seconds per cell (default 15; quick 5)")
+    p.add_argument("--concurrency", help="comma-separated (default 8,64; quick 64)")
     p.add_argument("--rate", type=float, default=500.0, help="fixed-rate run, req/s (500)")
     p.add_argument("--paced-seconds", type=float, help="fixed-rate duration (20; quick 4)")
-    p.add_argument("--no-info", action="store_true", help="skip the ingress at log level info")
-    p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
+    p.add_argument("--warning", action="store_true", help="also the ingress at log level warning")
+    p.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2)")
     p.add_argument("--python-client", action="store_true", help="Python load generator, not wrk")
-    p.add_argument("--profile", action="store_true", help="py-spy profile of the ingress")
+    p.add_argument("--profile", action="store_true", help="py-spy profiles, CPU µs/req by area")
+    p.add_argument("--profile-dir", type=Path, help="keep py-spy's raw stacks there (NAME.pyspy)")
     add_json_flag(p)
     args = p.parse_args(argv)
-    concurrency = args.concurrency or ("8,64" if args.quick else "1,8,32,128")
+    concurrency = args.concurrency or ("64" if args.quick else "8,64")
     return Plan(
         concurrency=[int(c) for c in concurrency.split(",") if c.strip()],
-        duration=args.duration or (3.0 if args.quick else 15.0),
+        duration=args.duration or (5.0 if args.quick else 15.0),
         rate=args.rate,
         paced_seconds=args.paced_seconds or (4.0 if args.quick else 20.0),
         warmup=1.0 if args.quick else 5.0,
-        info_level=not (args.quick or args.no_info),
+        warning_level=args.warning,
         wrk_threads=args.wrk_threads,
         python_client=args.python_client,
-        profile=args.profile,
+        profile=args.profile or args.profile_dir is not None,
+        profile_dir=args.profile_dir,
         json=args.json,
     )
 
@@ -382,8 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results.facts.append(("wall time", f"{time.monotonic() - started:.0f} s"))
     after = load_average()
     sys.stdout.write(report(plan, results, command, (up, before, after)))
-    rows = [{"row": "ingress", "goal": goal, "measured": measured, "ratio": met}
-            for goal, measured, met in goals(plan, results)]  # fmt: skip
+    rows = [{"row": row, "goal": goal, "measured": measured, "ratio": met}
+            for row, goal, measured, met in goals(plan, results)]  # fmt: skip
     write_summary(plan.json, "ingress", rows, load_before=before, load_after=after)
     return 0
 

@@ -13,15 +13,19 @@ from bridge.config import Config, parse_config
 HOST = "127.0.0.1"
 
 
-SHOP = "cb-taipei"
+SHOP = "bento-bkk"
 
 
 NAMES = {
     "bare": "bare Starlette (a)",
-    "ingress": "ingress, log warning",
+    "minimal": "minimal ingress (c)",
     "raw": "raw aiokafka (b)",
-    "ingress-info": "ingress, log info",
+    "ingress": "ingress, all features, log info",
+    "ingress-warning": "ingress, log warning",
 }
+
+
+TARGETS = ("bare", "minimal", "raw", "ingress", "ingress-warning")  # the order of each cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +35,11 @@ class Plan:
     rate: float
     paced_seconds: float
     warmup: float
-    info_level: bool
+    warning_level: bool  # also the ingress at log level warning (what logging costs)
     wrk_threads: int
     python_client: bool
     profile: bool
+    profile_dir: Path | None = None  # where py-spy's raw output is kept (default: deleted)
     json: str | None = None  # --json FILE: the goal rows for bench/all.py
 
 
@@ -57,10 +62,12 @@ class Results:
     facts: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
+    # target -> (the profiled cell, py-spy samples by area): the per-request CPU breakdown
+    areas: dict[str, tuple[LoadResult, dict[str, int]]] = field(default_factory=dict)
 
 
 def config_text(bootstrap: str, prefix: str, secret: str, pii_key: str) -> str:
-    """Production defaults (linger, publish timeout, dedup, PII encryption); one Cyberbiz shop."""
+    """Production defaults (linger, publish timeout, dedup, PII encryption); one BentoWeb shop."""
     return f"""\
 [kafka]
 bootstrap_servers = "{bootstrap}"
@@ -73,7 +80,7 @@ key = "{pii_key}"
 
 [[shops]]
 id = "{SHOP}"
-platform = "cyberbiz"
+platform = "bentoweb"
 webhook_secrets = ["{secret}"]
 """
 

@@ -1,13 +1,16 @@
-"""The ingress benchmark's worker processes: (a) the bare endpoint, (b) the raw producer, and the
-Python client; ``bench/ingress.py _bare|_raw|_client`` runs one.
+"""The ingress benchmark's worker processes: (a) the bare endpoint, (b) the raw producer, (c) the
+minimal ingress, and the Python client; ``bench/ingress.py _bare|_raw|_minimal|_client`` runs one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import hmac
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,9 +18,17 @@ import orjson
 from ingress_plan import HOST, SHOP, load
 from loadgen import closed_loop, paced
 from procs import answer, ready_then_wait_for_go
-from samples import EVENT, ID_BASE, SignedRequests, order_template, taipei_stamp
+from samples import ID_BASE, SignedRequests, bento_order_template
 
 from bridge.config import Config
+
+# bridge/ingress/cli.py's uvicorn options that matter for speed (the baselines use the same).
+SERVER_OPTIONS: dict[str, Any] = {
+    "proxy_headers": True,
+    "forwarded_allow_ips": HOST,
+    "timeout_graceful_shutdown": 20,
+    "h11_max_incomplete_event_size": 64 * 1024,
+}
 
 
 def worker_bare(args: argparse.Namespace) -> int:
@@ -37,14 +48,63 @@ def worker_bare(args: argparse.Namespace) -> int:
     async def ready(_request: Request) -> Response:
         return Response(b'{"status":"ready"}', media_type="application/json")
 
-    routes = [Route("/webhooks/{shop}", accept, methods=["POST"]), Route("/readyz", ready)]
+    routes = [
+        Route("/webhooks/{shop}", accept, methods=["POST"]),
+        Route("/webhooks/{shop}/{event}", accept, methods=["POST"]),
+        Route("/readyz", ready),
+    ]
     app = Starlette(routes=routes)
-    options: dict[str, Any] = {
-        "proxy_headers": True,
-        "forwarded_allow_ips": HOST,
-        "timeout_graceful_shutdown": 20,
-    }
-    run(serve_until_stopped(app, HOST, args.port, **options))  # as bridge/ingress/cli.py:main
+    run(serve_until_stopped(app, HOST, args.port, **SERVER_OPTIONS))  # as bridge/ingress/cli.py
+    return 0
+
+
+def worker_minimal(args: argparse.Namespace) -> int:
+    """Baseline (c), the *minimal ingress*: the bare endpoint's stack reading the body, checking
+    BentoWeb's token header (constant time) and answering 202 only after aiokafka's
+    ``send_and_wait`` with the ingress's producer options (``acks=all``, idempotent)."""
+    from aiokafka import AIOKafkaProducer
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from bridge.kafka.publisher import producer_options
+    from bridge.kafka.topics import record_limit
+    from bridge.platforms.bentoweb.webhooks import TOKEN_HEADER
+    from bridge.serve import run, serve_until_stopped
+
+    config = load(args.config)
+    secret = config.shops[SHOP].webhook_secrets[0].encode()
+    limit = record_limit(config.ingress.max_body_bytes)  # as the ingress
+    options = producer_options(config.kafka, "bench-minimal", limit)
+    producers: list[AIOKafkaProducer] = []  # made in the lifespan: aiokafka wants a running loop
+
+    async def accept(request: Request) -> Response:
+        body = await request.body()
+        token = request.headers.get(TOKEN_HEADER, "").encode()
+        if not hmac.compare_digest(token, secret):
+            return Response(b'{"error":"unauthorized"}', 401, media_type="application/json")
+        await producers[0].send_and_wait(args.topic, body)
+        return Response(b'{"id":"minimal"}', 202, media_type="application/json")
+
+    async def ready(_request: Request) -> Response:
+        return Response(b'{"status":"ready"}', media_type="application/json")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        producers.append(AIOKafkaProducer(**options))
+        await producers[0].start()
+        try:
+            yield
+        finally:
+            await producers[0].stop()
+
+    routes = [
+        Route("/webhooks/{shop}/{event}", accept, methods=["POST"]),
+        Route("/readyz", ready),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    run(serve_until_stopped(app, HOST, args.port, **SERVER_OPTIONS))
     return 0
 
 
@@ -55,14 +115,15 @@ def canonical_records(config: Config, count: int) -> list[tuple[bytes, bytes, An
     from bridge.platforms.base import Delivery
     from bridge.privacy import Privacy
 
-    shop, privacy, template = config.shops[SHOP], Privacy(config.privacy), order_template()
+    shop, privacy, template = config.shops[SHOP], Privacy(config.privacy), bento_order_template()
+    platform, name = get_platform(shop.platform), template.event
     records = []
     for n in range(count):
         now = time.time()
-        body = template.body(ID_BASE + n, taipei_stamp(now))
+        body = template.body(ID_BASE + n, template.stamp(now))
         received = datetime.fromtimestamp(now, UTC)
-        delivery = Delivery(shop, body, {"x-cyberbiz-event": EVENT}, {}, None, None, received)
-        event = get_platform(shop.platform).normalise(delivery, EVENT, orjson.loads(body), privacy)
+        delivery = Delivery(shop, body, {}, {}, name, None, received)
+        event = platform.normalise(delivery, name, orjson.loads(body), privacy)
         value = orjson.dumps(event.value)
         records.append((event.key.encode(), value, headers_for(event, received)))
     return records
@@ -121,7 +182,8 @@ def worker_client(args: argparse.Namespace) -> int:
     """Python load generator: paced at ``--rate`` (open loop) or ``--concurrency`` closed loop."""
     from bridge.serve import run
 
-    signer = SignedRequests(load(args.config).shops[SHOP], f"{HOST}:{args.port}", order_template())
+    shop = load(args.config).shops[SHOP]
+    signer = SignedRequests(shop, f"{HOST}:{args.port}", bento_order_template())
 
     async def main() -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -144,4 +206,9 @@ def worker_client(args: argparse.Namespace) -> int:
     return 0
 
 
-WORKERS = {"_bare": worker_bare, "_raw": worker_raw, "_client": worker_client}
+WORKERS = {
+    "_bare": worker_bare,
+    "_raw": worker_raw,
+    "_minimal": worker_minimal,
+    "_client": worker_client,
+}

@@ -1,5 +1,6 @@
-"""Signed webhook samples for the benchmarks: a ~2 KB Cyberbiz order template, each request a
-distinct delivery (fresh id and ``updated_at``), signed like ``commerce-bridge sign``.
+"""Signed webhook samples for the benchmarks: a ~2 KB Cyberbiz order template and a ~5.7 KB
+BentoWeb one, each request a distinct delivery (fresh id and modification time), signed like
+``commerce-bridge sign``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import orjson
 
 from bridge.config import ShopConfig
 from bridge.devtools.sign import sign_request
+from bridge.platforms._common import BANGKOK
 from bridge.times import TAIPEI
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +26,9 @@ SAMPLES = REPO / "bridge" / "data" / "samples"
 EVENT = "orders/create"
 
 
+BENTO_EVENT = "order.new"
+
+
 ID_BASE = 100_000_000_000  # order ids have 12 digits: every body has the same length
 
 
@@ -31,6 +36,12 @@ STAMP_SENTINEL = "2099-12-31 23:59:59"
 
 
 TAIPEI_OFFSET = int(TAIPEI.utcoffset(None).total_seconds())
+
+
+BANGKOK_OFFSET = int(BANGKOK.utcoffset(None).total_seconds())
+
+
+BENTO_BODY_BYTES = 5700  # issue 10's set-up: "the same 5.7 KB BentoWeb order body"
 
 
 # (sku, title, variant title, price, quantity, product id, variant id)
@@ -47,15 +58,21 @@ _EXTRA_ITEMS = [
 
 @dataclass(frozen=True, slots=True)
 class OrderTemplate:
-    """A compact Cyberbiz ``orders/create`` body split around its order id and ``updated_at``."""
+    """A compact order body split around its order id and modification time (local time of
+    ``utc_offset``, ``YYYY-MM-DD HH:MM:SS``), sent as ``event``."""
 
     head: bytes
     middle: bytes
     tail: bytes
+    event: str = EVENT
+    utc_offset: int = TAIPEI_OFFSET
 
     def body(self, order_id: int, updated_at: str) -> bytes:
         parts = (self.head, str(order_id).encode(), self.middle, updated_at.encode(), self.tail)
         return b"".join(parts)
+
+    def stamp(self, now: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now + self.utc_offset))
 
 
 def order_template(target_bytes: int = 2048) -> OrderTemplate:
@@ -88,14 +105,33 @@ def order_template(target_bytes: int = 2048) -> OrderTemplate:
     return OrderTemplate(head, middle, tail)
 
 
+def bento_order_template(target_bytes: int = BENTO_BODY_BYTES) -> OrderTemplate:
+    """BentoWeb's sample order (PII fields and all) plus line items, until ``target_bytes``."""
+    doc = orjson.loads((SAMPLES / "bentoweb" / "order.json").read_bytes())
+    order = doc["data"]["order"]
+    items: list[dict[str, Any]] = order["order_item"]
+    first = {k: v for k, v in items[0].items() if k != "product"}  # the lines of a real order
+    for n, (sku, title, _variant, price, qty, product, variant_id) in enumerate(_EXTRA_ITEMS * 9):
+        if len(orjson.dumps(doc)) >= target_bytes - 200:
+            break
+        item = {**first, "order_item_id": 9000 + n, "product_id": product, "sku": sku}
+        item.update(product_variant_id=variant_id, name=title, qty=qty, price=f"{price:.2f}")
+        items.append(item)
+    sentinel = ID_BASE * 10 - 1
+    order["order_id"] = sentinel
+    order["date_modified"] = STAMP_SENTINEL
+    head, rest = orjson.dumps(doc).split(str(sentinel).encode(), 1)
+    middle, tail = rest.split(STAMP_SENTINEL.encode(), 1)
+    return OrderTemplate(head, middle, tail, BENTO_EVENT, BANGKOK_OFFSET)
+
+
 def taipei_stamp(now: float) -> str:
     """Cyberbiz's ``YYYY-MM-DD HH:MM:SS``, Taipei time."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now + TAIPEI_OFFSET))
 
 
 class SignedRequests:
-    """Distinct ``orders/create`` deliveries as raw HTTP requests, signed like ``commerce-bridge
-    sign``."""
+    """Distinct order deliveries as raw HTTP requests, signed like ``commerce-bridge sign``."""
 
     def __init__(self, shop: ShopConfig, host: str, template: OrderTemplate) -> None:
         self.shop = shop
@@ -103,8 +139,8 @@ class SignedRequests:
         self.template = template
 
     def build(self, order_id: int, now: float) -> bytes:
-        body = self.template.body(order_id, taipei_stamp(now))
-        suffix, headers = sign_request(self.shop, body, EVENT, now)
+        body = self.template.body(order_id, self.template.stamp(now))
+        suffix, headers = sign_request(self.shop, body, self.template.event, now)
         lines = [f"POST /webhooks/{self.shop.id}{suffix} HTTP/1.1", f"Host: {self.host}"]
         lines += [f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import orjson
 import structlog
+from structlog._config import _CONFIG as _structlog_config  # what configure() last set
 
 # Keys whose values never reach a log line, whatever their nesting (plus what :func:`also_redact`
 # adds: the platform registry adds every registered platform's secret headers).
@@ -55,7 +57,7 @@ def _scrub(value: Any, keys: frozenset[str], depth: int = 0) -> Any:
         }
     if isinstance(value, list | tuple):
         return [_scrub(v, keys, depth + 1) for v in value]
-    if isinstance(value, str):
+    if isinstance(value, str) and "=" in value:  # no "=", no "?token=…" to strip
         return _TOKEN_QUERY.sub(r"\1" + REDACTED, value)
     return value
 
@@ -65,11 +67,46 @@ def redact(
 ) -> MutableMapping[str, Any]:
     """structlog processor: blank out secrets/PII by key; strip tokens from URLs."""
     keys = sensitive_keys()
-    for key in list(event_dict):
+    for key, value in event_dict.items():  # values replaced in place: the keys stay the same
         if key.lower() in keys:
             event_dict[key] = REDACTED
-        else:
-            event_dict[key] = _scrub(event_dict[key], keys)
+        elif isinstance(value, str):
+            if "=" in value:  # no "=", no "?token=…" to strip
+                event_dict[key] = _TOKEN_QUERY.sub(r"\1" + REDACTED, value)
+        elif isinstance(value, dict | list | tuple):
+            event_dict[key] = _scrub(value, keys)
+    return event_dict
+
+
+class _UtcTimestamp:
+    """structlog processor: ``timestamp`` as ISO 8601 UTC with microseconds and ``Z`` (what
+    ``TimeStamper(fmt="iso", utc=True)`` writes), the date and time formatted once a second."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(
+        self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        return event_dict
+
+
+def redact_exception(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor after ``format_exc_info``: strip tokens from the rendered traceback
+    (the one field added after :func:`redact` ran)."""
+    if "exception" in event_dict:
+        event_dict["exception"] = _scrub(event_dict["exception"], sensitive_keys())
     return event_dict
 
 
@@ -77,7 +114,7 @@ def shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _UtcTimestamp(),
         redact,
     ]
 
@@ -96,7 +133,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     processors: Iterable[Any] = [
         *shared_processors(),
         structlog.processors.format_exc_info,
-        redact,  # again: the rendered traceback may quote a URL with a token
+        redact_exception,  # the rendered traceback may quote a URL with a token
         renderer,
     ]
     structlog.configure(
@@ -131,5 +168,39 @@ def _orjson_dumps(obj: Any, **_kw: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+class _Logger:
+    """A named structlog logger that assembles its bound logger once per configuration.
+
+    structlog's own lazy proxy, uncached (``cache_logger_on_first_use=False``, so that a later
+    :func:`configure` reaches loggers already used), builds a logger factory, a context and a
+    bound logger on every call; this one rebuilds only when the configuration changed.
+    """
+
+    __slots__ = ("_bound", "_key", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._bound: Any = None
+        self._key: tuple[Any, ...] = ()
+
+    def __getattr__(self, attribute: str) -> Any:
+        key = _configuration()
+        if self._bound is None or key != self._key:
+            self._bound = structlog.get_logger(self._name).bind()
+            self._key = key
+        return getattr(self._bound, attribute)
+
+
+def _configuration() -> tuple[Any, ...]:
+    """What a bound logger was assembled from (held, so compared by identity first)."""
+    config = _structlog_config
+    return (
+        config.default_processors,
+        config.logger_factory,
+        config.default_wrapper_class,
+        config.default_context_class,
+    )
+
+
 def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+    return _Logger(name)

@@ -5,10 +5,15 @@ it. Path syntax: keys separated by dots; ``*`` matches every key of an object or
 a list; a decimal segment also indexes a list. Paths that are absent are skipped. A path may also
 be given pre-split as a tuple of segments, for keys that themselves contain dots.
 
-Encrypted values are ``enc:v1:<key id>:<base64url(nonce ‖ ciphertext)>`` (AES-GCM, 12-byte random
+Encrypted values are ``enc:v1:<key id>:<base64url(nonce ‖ ciphertext)>`` (AES-GCM, 12-byte
 nonce, the ``enc:v1:<key id>`` prefix bound as associated data). The plaintext is the JSON
 encoding (orjson) of the value, *also for strings*, so that :meth:`Privacy.decrypt` restores the
 exact type: ``"123"`` and ``123`` stay distinguishable.
+
+Nonces: each process draws a random 96-bit starting point once (again in a forked child) and
+counts up from it, so no nonce repeats within a process and two processes collide only if their
+ranges overlap — less likely than with a fresh random nonce per value, and without a
+``getrandom`` system call per PII field (which cost more than the encryption itself).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -34,6 +40,25 @@ NONCE_BYTES = 12
 
 Path = tuple[str, ...]
 PiiPath = str | Path
+
+_NONCE_SPACE = 1 << (8 * NONCE_BYTES)
+
+
+class _Nonces:
+    """Unique 12-byte nonces: a random start per process, counting up (mod 2^96)."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._count = itertools.count(int.from_bytes(os.urandom(NONCE_BYTES), "big"))
+
+    def next(self) -> bytes:
+        return (next(self._count) % _NONCE_SPACE).to_bytes(NONCE_BYTES, "big")
+
+
+_nonces = _Nonces()
 
 
 class DecryptionError(BridgeError):
@@ -61,20 +86,121 @@ def compile_path(path: PiiPath) -> Path:
 _CONTAINERS = (str, list, dict)
 
 
-def _is_empty(value: Any) -> bool:
-    return value is None or (isinstance(value, _CONTAINERS) and not value)
-
-
 def transform_paths(payload: Any, paths: Sequence[PiiPath], fn: Callable[[Any], Any]) -> Any:
     """A copy of ``payload`` with ``fn`` applied to the value at every path.
 
-    Copy-on-write: containers on a matched path are copied, everything else is shared with the
-    input, which is never mutated. A value is transformed at most once per path.
+    Copy-on-write: containers on a path where a value changed are copied, everything else is
+    shared with the input, which is never mutated. A value is transformed at most once per path.
+    Paths that no value can match twice (the usual case) are applied in one walk over a trie of
+    them, each container copied at most once; overlapping ones are applied one after another.
     """
-    result = payload
-    for path in paths:
-        result = _apply(result, compile_path(path), fn)
-    return result
+    trie = _compile(tuple(paths))
+    if trie is None:
+        result = payload
+        for path in paths:
+            result = _apply(result, compile_path(path), fn)
+        return result
+    return _walk(payload, trie, fn)
+
+
+class _Trie:
+    """Paths sharing a prefix, one node per segment: what to do under each key of a container.
+
+    ``keys``: (segment, rest) for literal segments; ``stars``: the rest under ``*``, if any. A
+    rest of ``None`` means the path ends there: apply ``fn``.
+    """
+
+    __slots__ = ("children", "keys", "stars")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Trie | None] = {}
+        self.keys: tuple[tuple[str, _Trie | None], ...] = ()
+        self.stars: list[_Trie | None] = []
+
+    def seal(self) -> None:
+        """Freeze ``children`` into what the walk reads."""
+        self.keys = tuple((k, sub) for k, sub in self.children.items() if k != "*")
+        self.stars = [self.children["*"]] if "*" in self.children else []
+        for sub in self.children.values():
+            if sub is not None:
+                sub.seal()
+
+
+@lru_cache(maxsize=256)
+def _compile(paths: tuple[PiiPath, ...]) -> _Trie | None:
+    """The trie of ``paths``, or None when two of them can reach the same value (or one the
+    other's ancestor): then the order they are applied in matters."""
+    split = [compile_path(p) for p in paths]
+    for i, a in enumerate(split):
+        for b in split[i + 1 :]:
+            if all(_may_meet(x, y) for x, y in zip(a, b, strict=False)):
+                return None
+    root = _Trie()
+    for segments in split:
+        node = root
+        for segment in segments[:-1]:
+            child = node.children.setdefault(segment, _Trie())
+            if child is None:  # cannot happen: no path ends above another (checked above)
+                return None
+            node = child
+        node.children[segments[-1]] = None
+    root.seal()
+    return root
+
+
+def _may_meet(x: str, y: str) -> bool:
+    """Whether two segments can select the same key or index ("0" and "00" index alike)."""
+    return x == y or "*" in (x, y) or (x.isdecimal() and y.isdecimal() and int(x) == int(y))
+
+
+def _walk(node: Any, trie: _Trie, fn: Callable[[Any], Any]) -> Any:
+    if isinstance(node, dict):
+        if trie.stars:
+            return _walk_star(node, trie, fn)
+        copy: dict[str, Any] | None = None
+        for key, sub in trie.keys:
+            if key in node:
+                old = node[key]
+                new = fn(old) if sub is None else _walk(old, sub, fn)
+                if new is not old:
+                    if copy is None:
+                        copy = dict(node)
+                    copy[key] = new
+        return node if copy is None else copy
+    if isinstance(node, list):
+        return _walk_star(node, trie, fn)
+    return node
+
+
+def _walk_star(node: dict[str, Any] | list[Any], trie: _Trie, fn: Callable[[Any], Any]) -> Any:
+    """The general case: a ``*`` child, or a list (decimal segments index it)."""
+    copy: Any = None
+    for key, subs in _matches(node, trie):
+        old = new = node[key]
+        for sub in subs:
+            new = fn(new) if sub is None else _walk(new, sub, fn)
+        if new is not old:
+            if copy is None:
+                copy = dict(node) if isinstance(node, dict) else list(node)
+            copy[key] = new
+    return node if copy is None else copy
+
+
+def _matches(node: dict[str, Any] | list[Any], trie: _Trie) -> list[tuple[Any, list[_Trie | None]]]:
+    """(key or index, the sub-tries to apply there, in order) for a container node."""
+    star = trie.stars
+    if isinstance(node, dict):
+        if star:
+            extra = trie.children
+            return [(k, [*star, *([extra[k]] if k in extra and k != "*" else [])]) for k in node]
+        return [(k, [sub]) for k, sub in trie.keys if k in node]
+    indexed: dict[int, list[_Trie | None]] = {}
+    for k, sub in trie.keys:
+        if k.isdecimal() and int(k) < len(node):
+            indexed.setdefault(int(k), []).append(sub)
+    if star:
+        return [(i, [*star, *indexed.get(i, [])]) for i in range(len(node))]
+    return sorted(indexed.items())
 
 
 def _apply(node: Any, segments: Path, fn: Callable[[Any], Any]) -> Any:
@@ -118,6 +244,13 @@ class Privacy:
             raise ConfigError(
                 "privacy.key", "mode 'encrypt' needs a key (e.g. key = 'env:BRIDGE_PII_KEY')"
             )
+        self._sealer: tuple[AESGCM, str, bytes] | None = None  # cipher, "enc:v1:<kid>:", AD
+        if self._active is not None and self._active in self._ciphers:
+            header = f"{TOKEN_PREFIX}{self._active}"
+            self._sealer = (self._ciphers[self._active], f"{header}:", header.encode())
+        self._protect_one: Callable[[Any], Any] = (
+            self._encrypt_unless_empty if self.mode == "encrypt" else _redact_unless_empty
+        )
 
     # -- protecting ---------------------------------------------------------------------------
 
@@ -129,18 +262,22 @@ class Privacy:
         """
         if self.mode == "passthrough" or not pii_paths:
             return payload
-        fn = self.encrypt if self.mode == "encrypt" else _redact
-        return transform_paths(payload, pii_paths, lambda v: v if _is_empty(v) else fn(v))
+        return transform_paths(payload, pii_paths, self._protect_one)
 
     def encrypt(self, value: Any) -> str:
         """``enc:v1:<kid>:<b64url>`` of the JSON encoding of ``value`` under the active key."""
-        kid = self._active
-        if kid is None:
+        if self._sealer is None:
             raise ConfigError("privacy.key", "no active key to encrypt with")
-        header = f"{TOKEN_PREFIX}{kid}"
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = self._ciphers[kid].encrypt(nonce, _dumps(value), header.encode())
-        return f"{header}:{base64.urlsafe_b64encode(nonce + sealed).decode().rstrip('=')}"
+        cipher, prefix, associated = self._sealer
+        nonce = _nonces.next()
+        sealed = cipher.encrypt(nonce, _dumps(value), associated)
+        data = binascii.b2a_base64(nonce + sealed, newline=False).translate(_URLSAFE)
+        return prefix + data.rstrip(b"=").decode()
+
+    def _encrypt_unless_empty(self, value: Any) -> Any:
+        if value is None or (isinstance(value, _CONTAINERS) and not value):
+            return value
+        return self.encrypt(value)
 
     # -- revealing ----------------------------------------------------------------------------
 
@@ -178,8 +315,11 @@ class Privacy:
         return payload
 
 
-def _redact(_value: Any) -> str:
-    return REDACTED
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _redact_unless_empty(value: Any) -> Any:
+    return value if value is None or (isinstance(value, _CONTAINERS) and not value) else REDACTED
 
 
 def _dumps(value: Any) -> bytes:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import logging
+import re
 
 import orjson
 import structlog
@@ -70,3 +73,53 @@ def test_library_logs_come_out_as_redacted_json() -> None:
     assert [("warning", "bad thing", "uvicorn.error")] == [
         (line["level"], line["event"], line["logger"]) for line in lines
     ]
+
+
+def test_a_logger_already_used_follows_a_later_configure() -> None:
+    """A module-level logger keeps working after configure() points logging elsewhere."""
+    first, second = io.StringIO(), io.StringIO()
+    logger = log.get_logger("test.reused")
+    try:
+        log.configure("info", "json", stream=first)
+        logger.info("one")
+        log.configure("warning", "json", stream=second)
+        logger.info("filtered_out")
+        logger.warning("two")
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers = []
+    events = [
+        [orjson.loads(line)["event"] for line in s.getvalue().splitlines()] for s in (first, second)
+    ]
+    assert [["one"], ["two"]] == events
+
+
+def _fail_with_a_token_url() -> None:
+    raise ValueError("GET http://x/webhooks/b/order.new?token=s3cret failed")
+
+
+def test_tokens_in_a_rendered_traceback_are_redacted() -> None:
+    """An exception whose message quotes a URL with ?token= does not leak it in the log line."""
+    stream = io.StringIO()
+    log.configure("info", "json", stream=stream)
+    try:
+        try:
+            _fail_with_a_token_url()
+        except ValueError:
+            log.get_logger("test").exception("request_failed")
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers = []
+    exception = orjson.loads(stream.getvalue())["exception"]
+    assert (False, True) == ("s3cret" in stream.getvalue(), "token=[redacted]" in exception)
+
+
+def test_timestamps_are_utc_iso_with_microseconds() -> None:
+    """``timestamp`` is ISO 8601 UTC with microseconds and a Z, and tells the time of the line."""
+    before = dt.datetime.now(dt.UTC)
+    stamp = str(render()["timestamp"])
+    after = dt.datetime.now(dt.UTC)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp) is not None
+    moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    slack = dt.timedelta(milliseconds=1)  # float seconds vs datetime's rounding
+    assert (True, True) == (before - slack <= moment, moment <= after + slack)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 import re
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from bridge.config import PrivacyConfig, parse_config
 from bridge.errors import ConfigError
-from bridge.privacy import REDACTED, DecryptionError, Privacy, key_id
+from bridge.privacy import REDACTED, DecryptionError, Privacy, key_id, transform_paths
 from tests.platforms.support import KEY, KID, json_values, privacy
 
 TOKEN = re.compile(r"enc:v1:k1:[A-Za-z0-9_-]+")
@@ -216,3 +217,82 @@ def test_reveal_inverts_protect_for_any_structure(value: Any, path: str) -> None
     before = copy.deepcopy(value)
     protected = p.protect(value, [path])
     assert (before, before) == (value, p.reveal(protected))
+
+
+def _one_path_at_a_time(payload: Any, paths: list[str]) -> Any:
+    """Reference: each path applied on its own, in order (the behaviour the trie walk keeps)."""
+    result = payload
+    for path in paths:
+        result = _apply_one(result, path.split("."))
+    return result
+
+
+def _apply_one(node: Any, segments: list[str]) -> Any:
+    if not segments:
+        return _mark(node)
+    head, rest = segments[0], segments[1:]
+    if isinstance(node, dict):
+        keys = list(node) if head == "*" else [head] if head in node else []
+        return node if not keys else {**node, **{k: _apply_one(node[k], rest) for k in keys}}
+    if isinstance(node, list):
+        picked = range(len(node)) if head == "*" else [int(head)] if head.isdecimal() else []
+        chosen = {i for i in picked if i < len(node)}
+        if not chosen:
+            return node
+        return [_apply_one(v, rest) if i in chosen else v for i, v in enumerate(node)]
+    return node
+
+
+def _mark(value: Any) -> Any:
+    return ["marked", value]
+
+
+_SEGMENTS = st.sampled_from(["*", "a", "b", "0", "1", "00"])
+_PATHS = st.lists(st.lists(_SEGMENTS, min_size=1, max_size=3).map(".".join), max_size=5)
+
+
+@given(json_values, _PATHS)
+def test_one_walk_over_many_paths_equals_one_path_at_a_time(value: Any, paths: list[str]) -> None:
+    """Several paths in one call transform exactly what applying them one by one would."""
+    before = copy.deepcopy(value)
+    expected = _one_path_at_a_time(value, paths)
+    assert (expected, before) == (transform_paths(value, paths, _mark), value)
+
+
+def test_one_walk_copies_only_containers_that_changed() -> None:
+    """A subtree no path changed is shared with the input, not copied."""
+    payload: Any = {"data": {"order": {"email": "a@b.c", "items": [{"sku": "X"}]}}, "meta": {}}
+    protected = privacy("redact").protect(payload, ["data.order.email", "data.order.phone"])
+    assert (REDACTED, True, True) == (
+        protected["data"]["order"]["email"],
+        protected["meta"] is payload["meta"],
+        protected["data"]["order"]["items"] is payload["data"]["order"]["items"],
+    )
+
+
+def test_nonces_never_repeat_within_a_process() -> None:
+    """Consecutive encryptions use distinct nonces (a counter from a random start)."""
+    p = privacy()
+    nonces = {_nonce(p.encrypt("same")) for _ in range(1000)}
+    assert 1000 == len(nonces)
+
+
+def test_forked_child_does_not_repeat_the_parents_nonces() -> None:
+    """After fork the child draws a new starting point instead of continuing the parent's."""
+    p = privacy()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next nonce and leave at once
+        os.write(write, _nonce(p.encrypt("x")))
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64)
+    os.close(read)
+    parent = {_nonce(p.encrypt("x")) for _ in range(3)}
+    assert child not in parent
+
+
+def _nonce(token: str) -> bytes:
+    data = token.rsplit(":", 1)[1]
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))[:12]

@@ -96,7 +96,7 @@ class Ingress:
         shop_id = request.path_params["shop"]
         shop = self.config.shop(shop_id)
         label = shop_id if shop is not None else "unknown"
-        self.metrics.received.labels(label).inc()
+        self.metrics.shop(label).received.inc()
         structlog.contextvars.bind_contextvars(shop=label)
         self.metrics.in_flight.inc()
         try:
@@ -104,23 +104,21 @@ class Ingress:
                 raise UnknownShop("this shop is not configured")
             limit = self.config.ingress.max_body_bytes
             declared_length(request, limit)
-            if not is_json_media_type(request.headers.get("content-type")):
+            headers = _headers(request)
+            if not is_json_media_type(headers.get("content-type")):
                 raise UnsupportedMediaType("Content-Type must be application/json")
             now = self.clock()
-            delivery = Delivery(
-                shop=shop,
-                body=b"",
-                headers={k.lower(): v for k, v in request.headers.items()},
-                query=dict(request.query_params),
-                path_event=request.path_params.get("event"),
-                client_ip=request.client.host if request.client else None,
-                received_at=datetime.fromtimestamp(now, UTC),
+            received_at = datetime.fromtimestamp(now, UTC)
+            query = dict(request.query_params) if request.scope.get("query_string") else {}
+            path_event = request.path_params.get("event")
+            client_ip = request.client.host if request.client else None
+            verify_headers(
+                Delivery(shop, b"", headers, query, path_event, client_ip, received_at), now
             )
-            verify_headers(delivery, now)
             async with self.budget.reading(request, limit) as body:
-                delivery = dataclasses.replace(delivery, body=body)
+                delivery = Delivery(shop, body, headers, query, path_event, client_ip, received_at)
                 event = self._normalise(delivery, now)
-                traceparent = valid_traceparent(request.headers.get("traceparent"))
+                traceparent = valid_traceparent(headers.get("traceparent"))
                 return await self._publish(event, delivery, traceparent)
         except WebhookError as exc:
             return self._reject(label, request.url.path, exc)
@@ -144,6 +142,8 @@ class Ingress:
         self, event: CanonicalEvent, delivery: Delivery, traceparent: str | None
     ) -> Response:
         topic = self.topics.for_entity(event.entity)
+        shop = delivery.shop.id
+        series = self.metrics.topic(shop, topic)
         change = Change(f"{event.entity}\x1f{event.key}", event.id, delivery.body)
         timeout = self.config.ingress.publish_timeout
 
@@ -156,28 +156,28 @@ class Ingress:
             published = await self.publisher.publish(
                 topic, final.key.encode(), value, headers, timeout
             )
-            self.metrics.publish_seconds.labels(topic).observe(time.perf_counter() - started)
+            series.publish_seconds.observe(time.perf_counter() - started)
             return published.partition, published.offset
 
         structlog.contextvars.bind_contextvars(ce_type=event.type, topic=topic)
         try:
             outcome = await self.dedup.run(change, send)
         except (PublishUnavailable, Abandoned) as exc:
-            self.metrics.rejected.labels(delivery.shop.id, "kafka_unavailable").inc()
+            self.metrics.rejected.labels(shop, "kafka_unavailable").inc()
             log.warning("webhook_not_published", reason=str(exc))
             retry_after = {"Retry-After": str(self.config.ingress.retry_after)}
             return _error(503, "unavailable", "event store unavailable, retry later", retry_after)
         except RecordTooLarge as exc:
-            self.metrics.rejected.labels(delivery.shop.id, "record_too_large").inc()
+            self.metrics.rejected.labels(shop, "record_too_large").inc()
             log.warning("webhook_not_published", reason=str(exc))
             return _error(413, "record_too_large", "the event is too large for the event store")
         partition, offset = outcome.value
         structlog.contextvars.bind_contextvars(event_id=outcome.id)
         if outcome.duplicate:
-            self.metrics.duplicates.labels(delivery.shop.id).inc()
+            self.metrics.shop(shop).duplicates.inc()
             log.info("webhook_duplicate", partition=partition, offset=offset)
             return JSONResponse({"id": outcome.id, "duplicate": True}, status_code=200)
-        self.metrics.accepted.labels(delivery.shop.id, topic).inc()
+        series.accepted.inc()
         log.info("webhook_accepted", partition=partition, offset=offset)
         return JSONResponse({"id": outcome.id, "topic": topic}, status_code=202)
 
@@ -201,6 +201,11 @@ class Ingress:
     def readiness(self) -> tuple[bool, dict[str, bool]]:
         """Ready once the Kafka producer is connected."""
         return self.publisher.ready, {"kafka": self.publisher.ready}
+
+
+def _headers(request: Request) -> dict[str, str]:
+    """The request's headers, names lower-cased (the last of repeated ones wins)."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
 
 
 def _with_id(event: CanonicalEvent, published_id: str) -> CanonicalEvent:

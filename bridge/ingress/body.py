@@ -14,11 +14,10 @@ defaults 64 MiB + 64 MiB). A sender that trickles holds only what it has sent so
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 from starlette.requests import ClientDisconnect, Request
 
+from bridge.deadline import Deadline
 from bridge.errors import InvalidPayload, PayloadTooLarge, WebhookError
 
 FREE_BYTES = 64 * 1024
@@ -59,40 +58,69 @@ class BodyBudget:
         self.bodies = 0
         self.buffered = 0
 
-    @contextlib.asynccontextmanager
-    async def reading(self, request: Request, limit: int) -> AsyncIterator[bytes]:
-        """The whole body, held against the budget until the block exits (the answer is sent).
+    def reading(self, request: Request, limit: int) -> Reading:
+        """``async with budget.reading(request, limit) as body``: the whole body, held against
+        the budget until the block exits (the answer is sent).
 
         Raises a WebhookError as soon as a bound is known to be exceeded.
         """
-        declared_length(request, limit)
-        if self.bodies >= self.max_bodies:
-            raise Busy(f"{self.bodies} bodies are being read; retry later")
-        self.bodies += 1
-        taken = charged = 0
+        return Reading(self, request, limit)
+
+
+class Reading:
+    """One body being read, and then held (a plain class: this runs once per webhook)."""
+
+    __slots__ = ("budget", "charged", "limit", "request")
+
+    def __init__(self, budget: BodyBudget, request: Request, limit: int) -> None:
+        self.budget = budget
+        self.request = request
+        self.limit = limit
+        self.charged = 0
+
+    async def __aenter__(self) -> bytes:
+        budget, limit = self.budget, self.limit
+        declared_length(self.request, limit)
+        if budget.bodies >= budget.max_bodies:
+            raise Busy(f"{budget.bodies} bodies are being read; retry later")
+        budget.bodies += 1
         try:
-            chunks: list[bytes] = []
-            try:
-                async with asyncio.timeout(self.timeout):
-                    async for chunk in request.stream():
-                        taken += len(chunk)
-                        charge = max(0, taken - FREE_BYTES) - charged
-                        charged += charge
-                        self.buffered += charge
-                        if taken > limit:
-                            raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-                        if self.buffered > self.max_buffered:
-                            raise Busy("too many bytes are being received; retry later")
-                        chunks.append(chunk)
-            except TimeoutError:
-                raise BodyTimeout(f"the body did not arrive within {self.timeout} s") from None
-            except ClientDisconnect:
-                raise InvalidPayload(
-                    "the sender disconnected before the body was complete"
-                ) from None
-            body = b"".join(chunks)
-            del chunks
-            yield body
+            return await self._read()
+        except BaseException:
+            self._release()
+            raise
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        self.budget.bodies -= 1
+        self.budget.buffered -= self.charged
+        self.charged = 0
+
+    async def _read(self) -> bytes:
+        budget, limit = self.budget, self.limit
+        deadline = None if budget.timeout is None else Deadline(budget.timeout)
+        chunks: list[bytes] = []
+        taken = 0
+        try:
+            async for chunk in self.request.stream():
+                taken += len(chunk)
+                charge = max(0, taken - FREE_BYTES) - self.charged
+                self.charged += charge
+                budget.buffered += charge
+                if taken > limit:
+                    raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
+                if budget.buffered > budget.max_buffered:
+                    raise Busy("too many bytes are being received; retry later")
+                chunks.append(chunk)
+        except asyncio.CancelledError:
+            if deadline is None or not deadline.absorb():
+                raise
+            raise BodyTimeout(f"the body did not arrive within {budget.timeout} s") from None
+        except ClientDisconnect:
+            raise InvalidPayload("the sender disconnected before the body was complete") from None
         finally:
-            self.bodies -= 1
-            self.buffered -= charged
+            if deadline is not None:
+                deadline.disarm()
+        return b"".join(chunks)

@@ -64,16 +64,10 @@ def change_id(platform_id: str, digest: bytes, changes: int, previous: bytes) ->
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
-class _Entity(Generic[T]):
-    __slots__ = ("changes", "digest", "expiry", "id", "platform_id", "published")
-
-    def __init__(self, platform_id: str, digest: bytes, changes: int, id_: str) -> None:
-        self.platform_id = platform_id
-        self.digest = digest
-        self.changes = changes
-        self.id = id_
-        self.expiry = 0.0
-        self.published: tuple[T] | None = None  # a 1-tuple once the broker acknowledged
+# What is remembered of an entity, as a tuple of atoms (platform id, body digest, change count,
+# published id, expiry, ``(value,)`` once the broker acknowledged or None): the garbage collector
+# stops tracking such tuples, so a memory of 100k entities does not lengthen every collection.
+_Entry = tuple[str, bytes, int, str, float, "tuple[T] | None"]
 
 
 class Deduplicator(Generic[T]):
@@ -90,7 +84,7 @@ class Deduplicator(Generic[T]):
         self.capacity = capacity
         self.window = window
         self.clock = clock
-        self._entities: OrderedDict[str, _Entity[T]] = OrderedDict()
+        self._entities: OrderedDict[str, _Entry[T]] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[T]] = {}
 
     def __len__(self) -> int:
@@ -101,14 +95,14 @@ class Deduplicator(Generic[T]):
         self._expire()
         digest = change.digest
         entry = self._entities.get(change.entity)
-        if entry is not None and (entry.platform_id, entry.digest) == (change.platform_id, digest):
+        if entry is not None and entry[0] == change.platform_id and entry[1] == digest:
             self._touch(change.entity, entry)
-            return entry.id, entry.published
-        changes = 0 if entry is None else entry.changes + 1
-        previous = b"" if entry is None else entry.digest
+            return entry[3], entry[5]
+        changes = 0 if entry is None else entry[2] + 1
+        previous = b"" if entry is None else entry[1]
         id_ = change_id(change.platform_id, digest, changes, previous)
         if self.capacity > 0:
-            self._touch(change.entity, _Entity(change.platform_id, digest, changes, id_))
+            self._touch(change.entity, (change.platform_id, digest, changes, id_, 0.0, None))
         return id_, None
 
     async def run(self, change: Change, action: Callable[[str], Awaitable[T]]) -> Outcome[T]:
@@ -138,15 +132,16 @@ class Deduplicator(Generic[T]):
         else:
             future.set_result(value)
             entry = self._entities.get(change.entity)
-            if entry is not None and entry.id == id_:
-                entry.published = (value,)
+            if entry is not None and entry[3] == id_:
+                self._entities[change.entity] = (*entry[:5], (value,))
             return Outcome(id_, value, duplicate=False)
         finally:
             del self._inflight[id_]
 
-    def _touch(self, key: str, entry: _Entity[T]) -> None:
-        entry.expiry = self.clock() + self.window
-        self._entities[key] = entry
+    def _touch(self, key: str, entry: _Entry[T]) -> None:
+        platform_id, digest, changes, id_, _expiry, published = entry
+        expiry = self.clock() + self.window
+        self._entities[key] = (platform_id, digest, changes, id_, expiry, published)
         self._entities.move_to_end(key)
         while len(self._entities) > self.capacity:
             self._entities.popitem(last=False)
@@ -155,6 +150,6 @@ class Deduplicator(Generic[T]):
         now = self.clock()
         while self._entities:
             entry = next(iter(self._entities.values()))
-            if entry.expiry > now:
+            if entry[4] > now:
                 break
             self._entities.popitem(last=False)

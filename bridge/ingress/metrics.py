@@ -1,10 +1,31 @@
-"""Prometheus metrics of the ingress, registered on a registry of the caller's choice."""
+"""Prometheus metrics of the ingress, registered on a registry of the caller's choice.
+
+The children of the per-request series (by shop, by shop and topic) are resolved once and kept:
+``labels()`` takes a lock and builds a key on every call. Their label values are bounded by the
+configuration (configured shops plus ``unknown``, the topics of one prefix), never by traffic.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass(frozen=True, slots=True)
+class ShopSeries:
+    """The children of one shop's per-request series."""
+
+    received: Counter
+    duplicates: Counter
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSeries:
+    """The children of one shop's series on one topic."""
+
+    accepted: Counter
+    publish_seconds: Histogram
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +36,25 @@ class IngressMetrics:
     rejected: Counter
     publish_seconds: Histogram
     in_flight: Gauge
+    _shops: dict[str, ShopSeries] = field(default_factory=dict)
+    _topics: dict[tuple[str, str], TopicSeries] = field(default_factory=dict)
+
+    def shop(self, label: str) -> ShopSeries:
+        """``label``'s children (a configured shop id or ``unknown``), resolved once."""
+        series = self._shops.get(label)
+        if series is None:
+            series = ShopSeries(self.received.labels(label), self.duplicates.labels(label))
+            self._shops[label] = series
+        return series
+
+    def topic(self, shop: str, topic: str) -> TopicSeries:
+        """The accepted counter and publish histogram of ``shop`` on ``topic``, resolved once."""
+        series = self._topics.get((shop, topic))
+        if series is None:
+            accepted = self.accepted.labels(shop, topic)
+            series = TopicSeries(accepted, self.publish_seconds.labels(topic))
+            self._topics[shop, topic] = series
+        return series
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngressMetrics:

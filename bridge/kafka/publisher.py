@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 
 from bridge.config import KafkaConfig
+from bridge.deadline import Deadline
 from bridge.errors import BridgeError, PublishUnavailable
 from bridge.kafka.topics import client_options, record_limit
 from bridge.log import get_logger
@@ -41,6 +42,23 @@ def producer_options(
         "max_request_size": max_request_size or record_limit(),
         "request_timeout_ms": 30_000,
     }
+
+
+async def _settled(ack: asyncio.Future[Any]) -> Any:
+    """``ack``'s result; a cancellation of the waiting task leaves ``ack`` itself alone."""
+    if not ack.done():
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake(_ack: asyncio.Future[Any]) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        ack.add_done_callback(wake)
+        try:
+            await waiter
+        finally:
+            ack.remove_done_callback(wake)
+    return ack.result()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +157,13 @@ class KafkaPublisher:
         if producer is None:
             raise PublishUnavailable("kafka producer is not connected yet")
         ack: asyncio.Future[Any] | None = None
+        deadline = Deadline(timeout)
         try:
-            async with asyncio.timeout(timeout):
-                ack = await producer.send(topic, value=value, key=key, headers=list(headers))
-                # shield: a timeout must not cancel the delivery future aiokafka still resolves
-                metadata = await asyncio.shield(ack)
-        except TimeoutError:
+            ack = await producer.send(topic, value=value, key=key, headers=list(headers))
+            metadata = await _settled(ack)  # a timeout leaves the delivery future to aiokafka
+        except asyncio.CancelledError:
+            if not deadline.absorb():
+                raise
             if ack is None:
                 raise PublishUnavailable(f"kafka did not take the record in {timeout}s") from None
             # The record is buffered and may still be written once the broker answers: the
@@ -156,6 +175,8 @@ class KafkaPublisher:
             raise RecordTooLarge(f"kafka refused the record as too large: {exc}") from None
         except KafkaError as exc:
             raise PublishUnavailable(f"kafka refused the record: {exc}") from None
+        finally:
+            deadline.disarm()
         return Published(metadata.topic, metadata.partition, metadata.offset)
 
     def _watch_late(self, ack: asyncio.Future[Any], topic: str) -> None:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -30,8 +31,12 @@ MAX_MONEY = Decimal(10) ** 15  # exclusive; larger amounts are not a shop's, the
 MONEY_PLACES = 6
 _MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_PLACES)
 _MONEY_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+# Already in the form money() returns (no sign, no leading zero, at most six places, < 10^15):
+# returned as it is, without a Decimal round trip.
+_CANONICAL_MONEY = re.compile(r"(?:0|[1-9]\d{0,14})(?:\.\d{1,6})?")
 _LOCAL_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?")
 _ZERO_DATES = ("0000-00-00", "-0001-11-30")
+TIME_CACHE = 4096  # distinct platform times remembered (parsed and rendered)
 
 # Platform verbs → canonical action (the last part of ``ce_type``).
 ACTIONS: Mapping[str, str] = {
@@ -182,6 +187,8 @@ def money(value: Any, field: str) -> str | None:
     six decimal places are rounded half-even (``0.30000000000000004`` → ``"0.3"``); ``-0`` is
     ``0``; an amount of 10^15 or more is invalid.
     """
+    if isinstance(value, str) and _CANONICAL_MONEY.fullmatch(value):
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -221,16 +228,34 @@ def timestamp(value: Any, field: str, local: tzinfo) -> datetime | None:
     stripped = value.strip()
     if stripped.startswith(_ZERO_DATES):
         return None
-    match = _LOCAL_TIME.match(stripped)
-    if match is None:
-        raise InvalidPayload(f"{field}: not a date-time: {_show(value)}")
+    moment = _parse_time(stripped, local)
+    if isinstance(moment, str):
+        raise InvalidPayload(f"{field}: {moment}: {_show(value)}")
+    return moment
+
+
+@lru_cache(maxsize=TIME_CACHE)
+def _parse_time(text: str, local: tzinfo) -> datetime | str:
+    """``text`` as an aware UTC datetime, or what is wrong with it.
+
+    Cached: the times of one order (created, paid, modified within a second) recur across its
+    webhooks; the cache is bounded, not by traffic.
+    """
+    if _LOCAL_TIME.match(text) is None:
+        return "not a date-time"
     try:
-        moment = datetime.fromisoformat(stripped.replace(" ", "T", 1))
+        moment = datetime.fromisoformat(text.replace(" ", "T", 1))
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=local)
         return moment.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise InvalidPayload(f"{field}: not a valid date-time: {_show(value)}") from None
+        return "not a valid date-time"
+
+
+@lru_cache(maxsize=TIME_CACHE)
+def _utc_text(moment: datetime | None) -> str | None:
+    """:func:`rfc3339` of a platform time (cached alongside :func:`_parse_time`)."""
+    return rfc3339(moment)
 
 
 # -- the canonical event -----------------------------------------------------------------------
@@ -263,7 +288,7 @@ def envelope(
         "shop": shop,
         "event": event,
         "type": f"commerce.{entity}.{action}",
-        "occurred_at": rfc3339(moment),
+        "occurred_at": _utc_text(moment) if occurred_at else rfc3339(moment),
         "received_at": rfc3339(delivery.received_at),
         **fields,
         "raw": raw,
@@ -313,7 +338,7 @@ def variant_fields(
         "stock_delta": delta,
         "inventory_managed": inventory_managed,
         "active": active,
-        "updated_at": rfc3339(updated_at),
+        "updated_at": _utc_text(updated_at),
     }
 
 
@@ -368,10 +393,10 @@ def order_fields(
         "subtotal": subtotal,
         "shipping": shipping,
         "line_items": line_items,
-        "created_at": rfc3339(created_at),
-        "updated_at": rfc3339(updated_at),
-        "cancelled_at": rfc3339(cancelled_at),
-        "paid_at": rfc3339(paid_at),
+        "created_at": _utc_text(created_at),
+        "updated_at": _utc_text(updated_at),
+        "cancelled_at": _utc_text(cancelled_at),
+        "paid_at": _utc_text(paid_at),
     }
 
 
@@ -393,8 +418,8 @@ def product_fields(
         "price": price,
         "inventory_quantity": inventory_quantity,
         "variants": variants,
-        "created_at": rfc3339(created_at),
-        "updated_at": rfc3339(updated_at),
+        "created_at": _utc_text(created_at),
+        "updated_at": _utc_text(updated_at),
     }
 
 
@@ -403,8 +428,8 @@ def customer_fields(
 ) -> dict[str, Any]:
     return {
         "customer_id": customer_id,
-        "created_at": rfc3339(created_at),
-        "updated_at": rfc3339(updated_at),
+        "created_at": _utc_text(created_at),
+        "updated_at": _utc_text(updated_at),
     }
 
 
