@@ -18,7 +18,8 @@ import yaml
 
 from bridge.cli import build_parser
 from bridge.config import parse_config
-from bridge.kafka.topics import Topics
+from bridge.kafka.topics import Topics, record_limit
+from bridge.settings import DEFAULT_MAX_BODY
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -490,6 +491,9 @@ def test_strimzi_topics_are_the_kafka_contract() -> None:
     expected_days = {topics.orders: 7, topics.variants: 7, topics.dlq: 30}
     assert expected_days == {t: retention[t] // DAY_MS for t in expected_days}
     assert {2} == {d["spec"]["config"]["min.insync.replicas"] for d in docs}
+    max_body = raw.get("ingress", {}).get("max_body_bytes", DEFAULT_MAX_BODY)
+    limit = {record_limit(max_body)}  # what `topics ensure` sets: a body the ingress takes fits
+    assert limit == {d["spec"]["config"]["max.message.bytes"] for d in docs}
 
 
 def test_overlays_pick_their_components() -> None:
