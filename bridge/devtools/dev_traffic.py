@@ -126,6 +126,14 @@ class Simulator:
         new: int = response.json()["new"]
         return new
 
+    async def written(self, since: int) -> tuple[set[str], int]:
+        """Shops that applied a write after request ``since``, and the newest request's seq."""
+        response = await self.http.get(f"{self.url}/_sim/requests", params={"since": since})
+        response.raise_for_status()
+        entries: list[dict[str, Any]] = response.json()
+        shops = {e["shop"] for e in entries if e.get("applied")}
+        return shops, max((int(e["seq"]) for e in entries), default=since)
+
     async def all_at(self, g: DemoGroup, pool: int, timeout: float = SPREAD_TIMEOUT) -> bool:
         """Wait until every member of ``g`` shows ``pool`` (False: not within ``timeout``)."""
         deadline = time.monotonic() + timeout
@@ -176,6 +184,7 @@ class Traffic:
         self.journal = journal
         self.rng = random.Random()  # noqa: S311 -- demo traffic, not security
         self.lock = asyncio.Lock()  # one change spreading at a time (the watcher takes it too)
+        self.even: dict[str, int] = {}  # group id -> the level all its members last showed
 
     async def run(self, stop: asyncio.Event) -> None:
         """A change every 1 to 2 s until ``stop``."""
@@ -187,7 +196,10 @@ class Traffic:
 
     async def step(self) -> Change | None:
         async with self.lock:
-            return await self._step()
+            change = await self._step()
+            if change is not None:
+                self.even[change.group] = change.pool  # the demo's own change is not "outside"
+            return change
 
     async def _step(self) -> Change | None:
         g = self.rng.choice(GROUPS)
@@ -212,26 +224,52 @@ class Traffic:
         return await spread(self.sim, self.journal, change)
 
     async def watch(self, stop: asyncio.Event) -> None:
-        """Time the changes someone else makes (your own ``curl``), from when they are seen."""
+        """Time the changes someone else makes (your own ``curl``), from when they are seen.
+
+        A member changed from outside when its level left the group's last even level and the
+        simulator applied no write to its shop since the last look: the bridge's own writes,
+        which may already have reached other members, are told apart by the request log.
+        """
+        seq = 0
         while not stop.is_set():
             async with self.lock:
                 stock = await self.sim.stock()
-                for g in GROUPS:
-                    change = outside_change(g, levels(stock, g), time.monotonic())
-                    if change is not None:
-                        await spread(self.sim, self.journal, change)
+                written, seq = await self.sim.written(seq)  # after the stock: covers its writes
+                await self._look(stock, written)
+                _written, seq = await self.sim.written(seq)  # the spread's own writes are seen
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.05)
 
+    async def _look(self, stock: Stock, written: set[str]) -> None:
+        for g in GROUPS:
+            found = levels(stock, g)
+            change = outside_change(g, found, self.even.get(g.id), written, time.monotonic())
+            if change is not None:
+                await spread(self.sim, self.journal, change)
+                self.even[g.id] = change.pool
+            elif len(set(found)) == 1 and found[0] is not None:
+                self.even[g.id] = found[0]
 
-def outside_change(g: DemoGroup, found: list[int | None], now: float) -> Change | None:
-    """The member whose level differs from all the others', as a change (None: none such)."""
-    for i, value in enumerate(found):
-        others = {v for j, v in enumerate(found) if j != i}
-        rest = others.pop() if len(others) == 1 else None
-        if value is not None and rest is not None and value != rest:
-            return Change("outside", g.id, g.members[i].shop, value - rest, value, now)
-    return None
+
+def outside_change(
+    g: DemoGroup, found: list[int | None], even: int | None, written: set[str], now: float
+) -> Change | None:
+    """The one member that left the even level ``even`` with no write to its shop, as a change.
+
+    None when the group is even, when no level was even before, or when not exactly one member
+    moved on its own (two outside sales at once are left to the bridge and not timed).
+    """
+    if even is None:
+        return None
+    moved = [
+        (m, v)
+        for m, v in zip(g.members, found, strict=True)
+        if v is not None and v != even and m.shop not in written
+    ]
+    if len(moved) != 1:
+        return None
+    member, value = moved[0]
+    return Change("outside", g.id, member.shop, value - even, value, now)
 
 
 async def spread(sim: Simulator, journal: Journal, change: Change) -> Change:
