@@ -167,8 +167,8 @@ async def with_relay_client(
 ) -> Timed:
     """The relay's pools (``http_client``) and the Cyberbiz client's ``set_stock``."""
     config = load_config(config_path)
-    wire = shared_session(config)
-    http = http_client(config, wire)
+    wire = shared_session(config, traced=False)  # as the relay (pace_on="answer")
+    http = http_client(config, wire, traced=False)
     clients: list[PlatformClient] = [client_for(config.shops[s], http) for s in config.shops]
 
     async def put(shop: int, n: int) -> None:

@@ -102,7 +102,8 @@ def config_text(sim: str, dsn: str) -> str:
 
 
 async def enqueue(store: OutboxStore, run_id: str, per_shop: int) -> float:
-    """``per_shop`` pending rows for each shop, distinct targets, in one transaction."""
+    """``per_shop`` pending rows for each shop, distinct targets, in one transaction; its commit
+    time (the rows are queued from then on)."""
     now = time.time()
     async with store.transaction() as tx:
         for n in range(SHOPS):
@@ -110,7 +111,7 @@ async def enqueue(store: OutboxStore, run_id: str, per_shop: int) -> float:
                 key = f"{run_id}-{n}-{v}"
                 target = StockTarget("variant", str(20_000 + v), product="1001")
                 await tx.add(to_write(SetStock(key, shop(n), target, v, key)), now)
-    return now
+    return time.time()
 
 
 async def timed(into: list[float], awaitable: Awaitable[T]) -> T:

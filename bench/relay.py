@@ -11,7 +11,7 @@ Measures, each phase with fresh relay process(es) and shops of its own:
   of (b), no outbox — deliveries/s and its CPU µs per delivery: what the load side alone costs;
 * (a) one shop at 5/s, 1,000 queued writes (``--quick``: 100): achieved rate as a fraction of the
   limit (at the simulator: requests over the span from first to last), and the 429s;
-* (b) 500 shops at once, each at 5/s with 10 writes (``--quick``: 4): aggregate deliveries/s
+* (b) 500 shops at once, each at 5/s with 10 writes (also with ``--quick``): aggregate deliveries/s
   from one relay process, p50/p99 queue-to-delivery latency (``created_at`` → ``done_at``), the
   relay's and the simulator's CPU (µs per delivery): the simulator is not the ceiling when its
   share is well under a core;
@@ -86,8 +86,8 @@ async def ceiling(config: Path, count: int, concurrency: int = 64) -> float:
     from bridge.config import load_config
 
     cfg = load_config(config)
-    wire = shared_session(cfg)
-    http = http_client(cfg, wire)
+    wire = shared_session(cfg, traced=False)  # as the relay (pace_on="answer")
+    http = http_client(cfg, wire, traced=False)
     client = client_for(cfg.shops["raw"], http)
     queue = iter(range(count))
 
@@ -158,7 +158,7 @@ async def fleet(
     stats = await sim_stats(http)
     return Fleet(
         rate=len(done) / span,
-        latencies=sorted((r.done_at or 0.0) - r.created_at for r in done),
+        latencies=sorted((r.done_at or 0.0) - enqueued for r in done),
         relay_us=1e6 * sum(used[:-1]) / len(done),
         simulator_us=1e6 * used[-1] / len(done),
         relay_pct=100 * sum(used[:-1]) / span,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from bridge.log import get_logger
 from bridge.outbox.bucket import gcra_slots, validate_rate
+from bridge.outbox.claims import claim_lanes_in
 from bridge.outbox.migrations import load_migrations
 from bridge.outbox.policy import Dialect, Statements
 from bridge.outbox.rows import (
@@ -27,27 +28,11 @@ from bridge.outbox.rows import (
     Status,
     validate_write,
 )
+from bridge.outbox.session import Params, Record, Session
 
 log = get_logger(__name__)
 
 MAX_DEFER_SECONDS = 3600.0
-Params = Mapping[str, Any]
-
-
-class Record(Protocol):
-    """A database row addressable by column name (sqlite3.Row, asyncpg.Record)."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
-
-
-class Session(Protocol):
-    """One connection, inside whatever transaction its opener started."""
-
-    async def fetch(self, sql: str, params: Params) -> list[Record]:
-        """Rows of a query (or of ``RETURNING``)."""
-
-    async def execute(self, sql: str, params: Params) -> int:
-        """Run a statement; the number of rows it changed."""
 
 
 def decode_row(record: Record, dialect: Dialect) -> OutboxRow:
@@ -73,14 +58,6 @@ def decode_row(record: Record, dialect: Dialect) -> OutboxRow:
         superseding=bool(record["superseding"]),
         priority=int(record["priority"]),
     )
-
-
-def next_slots(
-    bucket: Record, wanted: LaneClaim, count: int, now: float
-) -> tuple[list[float], float]:
-    """The send slots of ``count`` claimed rows from a shop's ``lanes`` row (GCRA)."""
-    tat, not_before = float(bucket["tat"]), float(bucket["not_before"])
-    return gcra_slots(tat, not_before, wanted.rate, wanted.burst, count, now, wanted.horizon)
 
 
 class SQLTx:
@@ -278,26 +255,11 @@ class SQLOutboxStore(ABC):
         *,
         release_empty: bool = False,
     ) -> dict[str, ClaimedLane]:
-        for w in wanted:
-            validate_rate(w.rate, w.burst, max(0, w.limit))
-        taken: dict[str, ClaimedLane] = {}
         async with self._write() as session:
-            for w in wanted:
-                lane = {"shop": w.shop, "owner": owner, "until": now + lease_seconds, "now": now}
-                if len(await session.fetch(self.sql.acquire_lane, lane)) != 1:
-                    continue
-                claim = lane | {"limit": max(0, w.limit)}
-                records = await session.fetch(self.sql.claim, claim) if w.limit > 0 else []
-                if not records and release_empty:
-                    await session.execute(self.sql.release_lane, lane)
-                    continue
-                slots: list[float] = []
-                if records:
-                    (bucket,) = await session.fetch(self.sql.read_bucket, {"shop": w.shop})
-                    slots, tat = next_slots(bucket, w, len(records), now)
-                    await session.execute(self.sql.write_tat, {"shop": w.shop, "tat": tat})
-                taken[w.shop] = ClaimedLane(self._decoded(records), slots)
-        return taken
+            taken = await claim_lanes_in(
+                session, self.sql, owner, lease_seconds, now, wanted, release_empty=release_empty
+            )
+        return {shop: ClaimedLane(self._decoded(r), slots) for shop, (r, slots) in taken.items()}
 
     def _decoded(self, records: Sequence[Record]) -> list[OutboxRow]:
         rows = [decode_row(r, self.sql.dialect) for r in records]

@@ -40,6 +40,14 @@ class Dialect:
     # ``id`` is one of the ids bound as :ids (a batch), and how a list of ids is bound.
     in_ids: str
     encode_ids: Callable[[Sequence[int]], Any]
+    # Lists bound as one parameter (:shops, :values): a subquery of the shops in :shops (column
+    # ``shop``), one of the pairs of :shops and :values by position (``shop``, ``value``), how a
+    # list is bound, and whether a claim of each shop's first rows is a LATERAL join (PostgreSQL,
+    # which can lock them there) or a correlated list (SQLite).
+    shop_list: str
+    shop_values: str
+    encode_list: Callable[[Sequence[Any]], Any]
+    lateral: bool
     lock_state: str | None = None  # locks (namespace, key) until the transaction ends
     lock_migrations: str | None = None  # serialises concurrent migrate() calls
 
@@ -197,6 +205,7 @@ class Statements:
             f" WHERE {d.in_ids} AND {_LEASED_ANY} RETURNING id"
         )
         self.read_bucket = f"SELECT tat, not_before FROM lanes WHERE shop = :shop{d.lock_row}"
+        self._lanes_of_many(d)
         # A later deadline wins, but none lies more than max_defer past now (:cap).
         self.defer = (
             "INSERT INTO lanes (shop, not_before) VALUES (:shop, :until) ON CONFLICT (shop)"
@@ -206,4 +215,43 @@ class Statements:
         self.record_version = (
             "INSERT INTO schema_version (version, name, applied_at)"
             f" VALUES (:version, :name, {d.now_sql})"
+        )
+
+    def _lanes_of_many(self, d: Dialect) -> None:
+        """The set-based lane statements of ``claim_lanes`` (:mod:`bridge.outbox.claims`): the
+        same rules as ``acquire_lane``, ``claim``, ``release_lane`` and the bucket's, for every
+        shop in ``:shops`` at once."""
+        shops = f"({d.shop_list}) AS s"
+        self.acquire_lanes = (
+            "INSERT INTO lanes (shop, owner, lease_until)"
+            f" SELECT s.shop, :owner, :until FROM {shops} WHERE true ON CONFLICT (shop)"
+            " DO UPDATE SET owner = excluded.owner,"
+            " lease_until = excluded.lease_until WHERE lanes.owner IS NULL"
+            " OR lanes.owner = excluded.owner OR lanes.lease_until <= :now RETURNING shop"
+        )
+        first = (
+            f"SELECT o.id FROM outbox o WHERE o.shop = s.shop AND {CLAIMABLE}"
+            f" ORDER BY {CLAIM_ORDER} LIMIT :limit{d.skip_locked}"
+        )
+        if d.lateral:
+            picked = f"SELECT x.id FROM {shops} CROSS JOIN LATERAL ({first}) AS x"
+        else:
+            picked = f"SELECT x.id FROM {shops} JOIN outbox x ON x.id IN ({first})"
+        self.claim_many = (
+            f"WITH picked AS MATERIALIZED ({picked})"
+            " UPDATE outbox SET status = 'in_flight', lease_owner = :owner, lease_until = :until,"
+            " attempts = attempts + 1, updated_at = :now,"
+            " first_sent_at = COALESCE(first_sent_at, :now)"
+            f" WHERE id IN (SELECT id FROM picked) RETURNING {ROW_COLUMNS}"
+        )
+        self.release_lanes = (
+            "UPDATE lanes SET owner = NULL, lease_until = 0"
+            f" WHERE owner = :owner AND shop IN (SELECT s.shop FROM {shops})"
+        )
+        self.read_buckets = (
+            "SELECT shop, tat, not_before FROM lanes"
+            f" WHERE shop IN (SELECT s.shop FROM {shops}){d.lock_row}"
+        )
+        self.write_tats = (
+            f"UPDATE lanes SET tat = v.value FROM ({d.shop_values}) AS v WHERE lanes.shop = v.shop"
         )

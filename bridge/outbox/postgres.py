@@ -18,10 +18,11 @@ from typing import Any
 import asyncpg
 import orjson
 
-from bridge.outbox.engine import Params, Record, SQLOutboxStore
+from bridge.outbox.engine import SQLOutboxStore
 from bridge.outbox.migrations import whole_script
 from bridge.outbox.policy import Dialect, Statements
 from bridge.outbox.rows import OutboxError
+from bridge.outbox.session import Params, Record
 
 COMMAND_TIMEOUT = 30.0
 ACQUIRE_TIMEOUT = 10.0
@@ -54,6 +55,13 @@ POSTGRES = Dialect(
     decode_json=_as_is,
     in_ids="id = ANY(CAST(:ids AS bigint[]))",
     encode_ids=list,
+    shop_list="SELECT unnest(CAST(:shops AS text[])) AS shop",
+    shop_values=(
+        "SELECT * FROM unnest(CAST(:shops AS text[]), CAST(:values AS double precision[]))"
+        " AS pairs (shop, value)"
+    ),
+    encode_list=list,
+    lateral=True,
     # Lock the key (present or not) until the transaction ends: consumers read, change and
     # write state, and READ COMMITTED alone would let two of them lose an update.
     lock_state="SELECT pg_advisory_xact_lock(hashtextextended(:namespace || chr(31) || :key, 0))",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -22,11 +22,12 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
-from bridge.outbox.bucket import validate_rate
-from bridge.outbox.engine import MAX_DEFER_SECONDS, Params, Record, SQLOutboxStore, next_slots
+from bridge.outbox.claims import Taken, claim_lanes_in
+from bridge.outbox.engine import MAX_DEFER_SECONDS, SQLOutboxStore
 from bridge.outbox.migrations import split_sql
 from bridge.outbox.policy import Dialect, Statements
 from bridge.outbox.rows import ClaimedLane, LaneClaim, OutboxError
+from bridge.outbox.session import Params, Record
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
@@ -55,6 +56,13 @@ SQLITE = Dialect(
     decode_json=orjson.loads,
     in_ids="id IN (SELECT value FROM json_each(:ids))",
     encode_ids=_dumps,
+    shop_list="SELECT value AS shop FROM json_each(:shops)",
+    shop_values=(
+        "SELECT s.value AS shop, v.value AS value FROM json_each(:shops) AS s"
+        " JOIN json_each(:values) AS v ON v.key = s.key"
+    ),
+    encode_list=_dumps,
+    lateral=False,
 )
 
 
@@ -114,6 +122,35 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     if code is not None:
         return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     return "locked" in str(exc) or "busy" in str(exc)
+
+
+class _ThreadSession:
+    """A session on aiosqlite's own ``sqlite3`` connection, for a body run in its thread.
+
+    Its coroutines never suspend (each statement runs at once), so :func:`_run_to_end` runs a
+    coroutine written against :class:`Session` there, with no event loop: the store's set-based
+    operations are written once and run in one trip to the thread.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, params: Params) -> list[Record]:
+        return list(self._conn.execute(sql, params).fetchall())
+
+    async def execute(self, sql: str, params: Params) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+
+def _run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never suspends (one on a :class:`_ThreadSession`)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        result: T = finished.value
+        return result
+    coroutine.close()
+    raise RuntimeError("a coroutine on a thread session suspended")
 
 
 class _Session:
@@ -218,28 +255,14 @@ class SQLiteOutboxStore(SQLOutboxStore):
         """As :meth:`SQLOutboxStore.claim_lanes`, the whole transaction in one trip to the
         connection's thread: a relay starts hundreds of lanes at once, and each statement's trip
         waits for a turn of a busy event loop."""
-        for w in wanted:
-            validate_rate(w.rate, w.burst, max(0, w.limit))
         sql = self.sql
 
-        def body(conn: sqlite3.Connection) -> dict[str, tuple[list[sqlite3.Row], list[float]]]:
-            taken: dict[str, tuple[list[sqlite3.Row], list[float]]] = {}
-            for w in wanted:
-                lane = {"shop": w.shop, "owner": owner, "until": now + lease_seconds, "now": now}
-                if len(conn.execute(sql.acquire_lane, lane).fetchall()) != 1:
-                    continue
-                claim = lane | {"limit": max(0, w.limit)}
-                records = conn.execute(sql.claim, claim).fetchall() if w.limit > 0 else []
-                if not records and release_empty:
-                    conn.execute(sql.release_lane, lane)
-                    continue
-                slots: list[float] = []
-                if records:
-                    (bucket,) = conn.execute(sql.read_bucket, {"shop": w.shop}).fetchall()
-                    slots, tat = next_slots(bucket, w, len(records), now)
-                    conn.execute(sql.write_tat, {"shop": w.shop, "tat": tat})
-                taken[w.shop] = (records, slots)
-            return taken
+        def body(conn: sqlite3.Connection) -> Taken:
+            claim = claim_lanes_in(
+                _ThreadSession(conn), sql, owner, lease_seconds, now, wanted,
+                release_empty=release_empty,
+            )  # fmt: skip
+            return _run_to_end(claim)
 
         found = await self._in_thread(body)
         return {shop: ClaimedLane(self._decoded(r), s) for shop, (r, s) in found.items()}

@@ -10,6 +10,7 @@ import math
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import orjson
@@ -46,15 +47,25 @@ async def send(
     """One request; transport failures become PlatformError (timeouts and resets retryable)."""
     if content is not None:
         headers = {"Content-Type": "application/json", **headers}
-    where = f"{platform} {method} {httpx.URL(url).path}"
     try:
-        return await http.request(method, url, headers=headers, content=content, data=data)
+        if data is not None:
+            return await http.request(method, url, headers=headers, data=data)
+        return await http.request(method, url, headers=headers, content=content)
     except httpx.TimeoutException as exc:
+        where = _where(platform, method, url)
         raise PlatformError(f"{where}: timed out ({type(exc).__name__})", retryable=True) from exc
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise PlatformError(f"{where}: bad URL: {exc}", retryable=False) from exc
+        raise PlatformError(
+            f"{_where(platform, method, url)}: bad URL: {exc}", retryable=False
+        ) from exc
     except httpx.TransportError as exc:
+        where = _where(platform, method, url)
         raise PlatformError(f"{where}: {type(exc).__name__}: {exc}", retryable=True) from exc
+
+
+def _where(platform: str, method: str, url: str) -> str:
+    """``cyberbiz PUT /v1/products/…``: the request in an error message (never the query)."""
+    return f"{platform} {method} {unquote(urlsplit(url).path)}"
 
 
 def check(response: httpx.Response, platform: str, now: float, hint_422: str | None = None) -> None:

@@ -25,9 +25,10 @@ from bridge.outbox.store import open_store
 from bridge.platforms import client_for
 from bridge.platforms.base import PlatformClient
 from bridge.relay.lanes import RelayOptions
-from bridge.relay.pacing import PACE_ON, PacedTransport
+from bridge.relay.pacing import PACE_ON
 from bridge.relay.relay import Relay
-from bridge.relay.transport import AiohttpTransport, session
+from bridge.relay.transport import session
+from bridge.relay.wire import WireClient
 from bridge.serve import run, running_server, stop_on_signals
 
 log = get_logger(__name__)
@@ -114,24 +115,29 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def shared_session(_config: Config) -> aiohttp.ClientSession:
-    """The relay's one aiohttp session (connection pool) for every shop; close it at the end."""
-    return session(connections=MAX_CONNECTIONS, keepalive=KEEPALIVE_SECONDS)
+def shared_session(_config: Config, *, traced: bool = True) -> aiohttp.ClientSession:
+    """The relay's one aiohttp session (connection pool) for every shop; close it at the end.
+    ``traced``: writes report when their body left (needed by ``pace_on="sent"`` only)."""
+    return session(connections=MAX_CONNECTIONS, keepalive=KEEPALIVE_SECONDS, traced=traced)
 
 
-def http_client(config: Config, shared: aiohttp.ClientSession | None = None) -> httpx.AsyncClient:
+def http_client(
+    config: Config, shared: aiohttp.ClientSession | None = None, *, traced: bool = True
+) -> httpx.AsyncClient:
     """The HTTP client a platform client sends through: httpx's API on aiohttp's wire.
 
-    Writes are traced (:class:`PacedTransport`) so that the relay knows when each one left.
-    ``shared`` is the relay's session (:func:`shared_session`); without it the client opens its
-    own. aiohttp keeps idle connections per host in O(1) structures, so one session serves every
-    shop; httpcore scanned its whole pool per request, which is why the relay used to keep a pool
-    per shop, and spent about twice the CPU per request (``bench/http_clients.py``).
+    ``shared`` is the relay's session (:func:`shared_session`); without it the client opens and
+    closes its own. Plain requests go straight to aiohttp (:class:`WireClient`); with ``traced``
+    a write marks the current :class:`~bridge.relay.pacing.Send` when it left. aiohttp keeps idle
+    connections per host in O(1) structures, so one session serves every shop; httpcore scanned
+    its whole pool per request, which is why the relay used to keep a pool per shop, and spent
+    about twice the CPU per request (``bench/http_clients.py``).
     """
-    transport = PacedTransport(AiohttpTransport(shared))
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(config.relay.request_timeout), transport=transport
-    )
+    timeout = config.relay.request_timeout
+    if shared is None:
+        own = session(traced=traced)
+        return WireClient(own, timeout=timeout, traced=traced, owns=True)
+    return WireClient(shared, timeout=timeout, traced=traced)
 
 
 def metrics_app(relay: Relay, registry: CollectorRegistry, publisher: KafkaPublisher) -> Starlette:
@@ -156,8 +162,9 @@ async def run_relay(
     registry = registry if registry is not None else CollectorRegistry()
     store = await open_store(config.outbox.dsn)
     publisher = KafkaPublisher(config.kafka, client_id="bridge-relay")
-    wire = shared_session(config)
-    http = http_client(config, wire)
+    traced = (options or RelayOptions()).pace_on == "sent"
+    wire = shared_session(config, traced=traced)
+    http = http_client(config, wire, traced=traced)
     clients: dict[str, PlatformClient] = {}
     try:
         for sid, shop in config.shops.items():

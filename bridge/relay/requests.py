@@ -9,8 +9,9 @@ no other relay can claim and send the row while it is still on the wire.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from bridge.commands import target_of
 from bridge.errors import PlatformError
@@ -58,13 +59,16 @@ class Requests:
         """Fetch a due access token in this slot: None when none is due (send the row now);
         True when fetched (the row waits for the next slot); False when the fetch failed, which
         is the row's outcome (its write needs the token)."""
-        if not isinstance(client, TokenSource) or not client.needs_token():
+        if not _fetches_tokens(type(client)):
+            return None
+        source = cast(TokenSource, client)  # checked by its class
+        if not source.needs_token():
             return None
         send = window.start()  # the platform counts it like a write
         error: PlatformError | None = None
         try:
             async with asyncio.timeout(self._budget(row)):
-                await client.access_token()
+                await source.access_token()
         except PlatformError as exc:
             error = exc
         except TimeoutError:
@@ -109,6 +113,13 @@ class Requests:
         """Seconds this request may take: the deadline, or less when the lease ends sooner."""
         left = (row.lease_until or 0.0) - self.clock() - self.margin / 2
         return max(0.0, min(self.deadline, left))
+
+
+@functools.cache
+def _fetches_tokens(kind: type) -> bool:
+    """Whether clients of class ``kind`` are a :class:`TokenSource`: asked once per class (a
+    runtime protocol check costs more than the rest of a row's turn)."""
+    return issubclass(kind, TokenSource)
 
 
 def timed_out(deadline: float) -> PlatformError:

@@ -46,15 +46,19 @@ def trace_config() -> aiohttp.TraceConfig:
     return config
 
 
-def session(*, connections: int = 0, keepalive: float = 30.0) -> aiohttp.ClientSession:
+def session(
+    *, connections: int = 0, keepalive: float = 30.0, traced: bool = True
+) -> aiohttp.ClientSession:
     """The shared session: ``connections`` in flight at most (0: no limit), idle ones kept for
-    ``keepalive`` seconds. Create it inside the running event loop."""
+    ``keepalive`` seconds; ``traced``: requests report their body written (``pace_on="sent"``;
+    otherwise nothing listens, and aiohttp's trace signals cost every request). Create it inside
+    the running event loop."""
     connector = aiohttp.TCPConnector(
         limit=connections, limit_per_host=0, keepalive_timeout=keepalive, ttl_dns_cache=300
     )
     return aiohttp.ClientSession(
         connector=connector,
-        trace_configs=[trace_config()],
+        trace_configs=[trace_config()] if traced else None,
         auto_decompress=False,
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
         cookie_jar=aiohttp.DummyCookieJar(),
@@ -67,6 +71,24 @@ def _total_timeout(extensions: Mapping[str, Any]) -> float | None:
     timeouts = extensions.get("timeout") or {}
     phases = [timeouts.get(name) for name in ("connect", "write", "read")]
     return None if None in phases else sum(p for p in phases if p is not None)
+
+
+def as_httpx_error(
+    exc: TimeoutError | aiohttp.ClientError | OSError, request: httpx.Request, total: float | None
+) -> httpx.TransportError:
+    """The httpx exception a failure of aiohttp's stands for (the platform clients map those)."""
+    if isinstance(exc, TimeoutError):
+        return httpx.ReadTimeout(f"no answer within {total} s", request=request)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol(str(exc), request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(exc), request=request)
+    if isinstance(
+        exc,
+        aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError,
+    ):  # a malformed or cut answer
+        return httpx.RemoteProtocolError(str(exc), request=request)
+    return httpx.NetworkError(f"{type(exc).__name__}: {exc}", request=request)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -111,20 +133,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     request=request,
                     extensions={"http_version": b"HTTP/1.1"},
                 )
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout(f"no answer within {timeout.total} s", request=request) from exc
-        except aiohttp.InvalidURL as exc:
-            raise httpx.UnsupportedProtocol(str(exc), request=request) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        except aiohttp.ClientPayloadError as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        except aiohttp.ServerDisconnectedError as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        except aiohttp.ClientResponseError as exc:  # malformed answer
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise httpx.NetworkError(f"{type(exc).__name__}: {exc}", request=request) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise as_httpx_error(exc, request, timeout.total) from exc
 
     async def aclose(self) -> None:
         """Close the transport's own session; a shared one belongs to the caller."""
