@@ -94,13 +94,13 @@ def as_httpx_error(
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """``httpx.AsyncBaseTransport`` over an aiohttp session.
 
-    Given a session, the caller owns it (one for every shop); without one the transport opens
-    its own on the first request and closes it in ``aclose``.
+    Given a session, the caller owns it (one for every shop) unless ``owns``; without one the
+    transport opens its own on the first request. ``aclose`` closes what the transport owns.
     """
 
-    def __init__(self, shared: aiohttp.ClientSession | None = None) -> None:
+    def __init__(self, shared: aiohttp.ClientSession | None = None, *, owns: bool = False) -> None:
         self._shared = shared
-        self._own: aiohttp.ClientSession | None = None
+        self._own: aiohttp.ClientSession | None = shared if owns else None
 
     def _session(self) -> aiohttp.ClientSession:
         if self._shared is not None:

@@ -60,18 +60,11 @@ class WireClient(httpx.AsyncClient):
     def __init__(
         self, shared: aiohttp.ClientSession, *, timeout: float, traced: bool, owns: bool = False
     ) -> None:
-        super().__init__(
-            timeout=httpx.Timeout(timeout), transport=PacedTransport(AiohttpTransport(shared))
-        )
+        transport = PacedTransport(AiohttpTransport(shared, owns=owns))  # closes what it owns
+        super().__init__(timeout=httpx.Timeout(timeout), transport=transport)
         self._wire = shared
         self._traced = traced
-        self._owns = owns
         self._total = aiohttp.ClientTimeout(total=3 * timeout)  # connect + write + read
-
-    async def aclose(self) -> None:
-        await super().aclose()
-        if self._owns:
-            await self._wire.close()
 
     async def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
         headers = kwargs.get("headers")
