@@ -167,7 +167,7 @@ async def bare_client(config: Path, shops: list[str], per_shop: int) -> tuple[fl
     process's CPU µs per delivery."""
     cfg = load_config(config)
     wire = shared_session(cfg, traced=False)  # as the relay (pace_on="answer")
-    http = http_client(cfg, wire, traced=False)
+    http = http_client(cfg, wire, traced=False, bounded=True)  # each call in a wait_for
     clients: dict[str, PlatformClient] = {s: client_for(cfg.shops[s], http) for s in shops}
     run_id = uuid.uuid4().hex[:8]
 

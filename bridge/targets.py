@@ -56,10 +56,11 @@ class TargetCodec:
             raise ValueError("target fields must have distinct names and kinds")
         self._by_name = by_name
         self._by_kind = by_kind
+        self._names = tuple(f.name for f in self.fields)
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
+        return self._names
 
     def field(self, name: str) -> TargetField | None:
         return self._by_name.get(name)

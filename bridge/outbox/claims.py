@@ -1,21 +1,23 @@
-"""Taking lanes with their first batches: a few set-based statements for any number of shops.
+"""Taking lanes with their first batches, and giving lanes back: a few set-based statements for
+any number of shops.
 
 A relay starting hundreds of lanes at once used to run four statements per shop (take the lane,
 claim its batch, read and write its bucket). On SQLite each statement hands the GIL to the
-connection's thread and back, so with a busy event loop every one waited a switch interval:
-the third chunk of 200 lanes started 3 s late (``bench/relay.py``); on PostgreSQL each is a round
-trip. Here the same rules (:mod:`bridge.outbox.policy`) run as at most five statements, whatever
-the number of shops: take the lanes, claim each shop's batch (one statement per distinct batch
-size), give back the lanes that had nothing due, read the buckets, write the buckets.
+connection's thread and back, and with a busy event loop a claim of 200 lanes took 1.3 to 3 s
+(``bench/relay.py``, 500 shops); on PostgreSQL each statement is a round trip. Here the same
+rules (:mod:`bridge.outbox.policy`) run as at most five statements, whatever the number of
+shops: take the lanes, claim each shop's batch (one statement per distinct batch size), give
+back the lanes that had nothing due, read the buckets, write the buckets.
 
-Shops are taken in sorted order, so two relays claiming overlapping sets lock PostgreSQL's lane
-rows in the same order and never deadlock.
+Giving lanes back (``release_lanes_in``) is two statements: the handover times (``defer``'s
+rule, capped past now), then the release. Shops are taken in sorted order, so two relays claiming
+overlapping sets lock PostgreSQL's lane rows in the same order and never deadlock.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bridge.outbox.bucket import gcra_slots, validate_rate
 from bridge.outbox.policy import Statements
@@ -70,7 +72,7 @@ async def claim_lanes_in(
     if release_empty:
         empty = [s for s in held if not records[s]]
         if empty:
-            await session.execute(sql.release_lanes, {"owner": owner, "shops": listed(empty)})
+            await session.fetch(sql.release_lanes, {"owner": owner, "shops": listed(empty)})
         held = [s for s in held if records[s]]
     taken: Taken = {s: (records[s], []) for s in held}
     busy = [s for s in held if records[s]]
@@ -84,3 +86,27 @@ async def claim_lanes_in(
             tats.append(tat)
         await session.execute(sql.write_tats, {"shops": listed(busy), "values": listed(tats)})
     return taken
+
+
+async def release_lanes_in(
+    session: Session,
+    sql: Statements,
+    owner: str,
+    lanes: Mapping[str, float | None],
+    now: float,
+    max_defer: float,
+) -> set[str]:
+    """Inside the caller's transaction: give up ``owner``'s lanes of ``lanes``, each next holder
+    sending no earlier than its ``not_before`` (capped at ``now + max_defer``); the shops given up.
+    """
+    if not lanes:
+        return set()
+    listed = sql.dialect.encode_list
+    cap = now + max_defer
+    handovers = sorted((shop, min(t, cap)) for shop, t in lanes.items() if t is not None)
+    if handovers:
+        shops, times = [s for s, _ in handovers], [t for _, t in handovers]
+        deferral = {"shops": listed(shops), "values": listed(times), "cap": cap}
+        await session.execute(sql.defer_many, deferral)
+    given = await session.fetch(sql.release_lanes, {"owner": owner, "shops": listed(sorted(lanes))})
+    return {str(r["shop"]) for r in given}

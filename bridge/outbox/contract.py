@@ -10,7 +10,7 @@ sleep and every replica agrees on what "due" means only through the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, Protocol
@@ -71,6 +71,12 @@ class RelayStore(Protocol):
     ) -> bool:
         """Give the lane up; False when ``owner`` did not hold it. ``not_before``: in the same
         transaction, no send time before it for the next holder (``defer``, capped past ``now``)."""
+
+    async def release_lanes(
+        self, owner: str, lanes: Mapping[str, float | None], now: float
+    ) -> set[str]:
+        """``release_lane`` of many lanes in one transaction, each with its ``not_before`` (None:
+        no handover); the shops whose lanes ``owner`` held and gave up."""
 
     async def claim_lane(
         self,

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any, ClassVar
 
 from bridge.log import get_logger
 from bridge.outbox.bucket import gcra_slots, validate_rate
-from bridge.outbox.claims import claim_lanes_in
+from bridge.outbox.claims import claim_lanes_in, release_lanes_in
 from bridge.outbox.migrations import load_migrations
 from bridge.outbox.policy import Dialect, Statements
 from bridge.outbox.rows import (
@@ -229,6 +229,12 @@ class SQLOutboxStore(ABC):
                 self.sql.defer, {"shop": shop, "until": min(not_before, cap), "cap": cap}
             )
             return await session.execute(self.sql.release_lane, params) == 1
+
+    async def release_lanes(
+        self, owner: str, lanes: Mapping[str, float | None], now: float
+    ) -> set[str]:
+        async with self._write() as session:
+            return await release_lanes_in(session, self.sql, owner, lanes, now, MAX_DEFER_SECONDS)
 
     async def claim_lane(
         self,

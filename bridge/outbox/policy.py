@@ -246,7 +246,12 @@ class Statements:
         )
         self.release_lanes = (
             "UPDATE lanes SET owner = NULL, lease_until = 0"
-            f" WHERE owner = :owner AND shop IN (SELECT s.shop FROM {shops})"
+            f" WHERE owner = :owner AND shop IN (SELECT s.shop FROM {shops}) RETURNING shop"
+        )
+        self.defer_many = (
+            f"INSERT INTO lanes (shop, not_before) SELECT v.shop, v.value FROM ({d.shop_values})"
+            " AS v WHERE true ON CONFLICT (shop) DO UPDATE SET not_before ="
+            f" {d.least}({d.greatest}(lanes.not_before, excluded.not_before), :cap)"
         )
         self.read_buckets = (
             "SELECT shop, tat, not_before FROM lanes"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
-from bridge.outbox.claims import Taken, claim_lanes_in
+from bridge.outbox.claims import Taken, claim_lanes_in, release_lanes_in
 from bridge.outbox.engine import MAX_DEFER_SECONDS, SQLOutboxStore
 from bridge.outbox.migrations import split_sql
 from bridge.outbox.policy import Dialect, Statements
@@ -266,6 +266,18 @@ class SQLiteOutboxStore(SQLOutboxStore):
 
         found = await self._in_thread(body)
         return {shop: ClaimedLane(self._decoded(r), s) for shop, (r, s) in found.items()}
+
+    async def release_lanes(
+        self, owner: str, lanes: Mapping[str, float | None], now: float
+    ) -> set[str]:
+        """As :meth:`SQLOutboxStore.release_lanes`, in one trip to the connection's thread."""
+        sql = self.sql
+
+        def body(conn: sqlite3.Connection) -> set[str]:
+            session = _ThreadSession(conn)
+            return _run_to_end(release_lanes_in(session, sql, owner, lanes, now, MAX_DEFER_SECONDS))
+
+        return await self._in_thread(body)
 
     async def release_lane(
         self, shop: str, owner: str, *, not_before: float | None = None, now: float | None = None

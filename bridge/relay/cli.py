@@ -122,13 +122,19 @@ def shared_session(_config: Config, *, traced: bool = True) -> aiohttp.ClientSes
 
 
 def http_client(
-    config: Config, shared: aiohttp.ClientSession | None = None, *, traced: bool = True
+    config: Config,
+    shared: aiohttp.ClientSession | None = None,
+    *,
+    traced: bool = True,
+    bounded: bool = False,
 ) -> httpx.AsyncClient:
     """The HTTP client a platform client sends through: httpx's API on aiohttp's wire.
 
     ``shared`` is the relay's session (:func:`shared_session`); without it the client opens and
     closes its own. Plain requests go straight to aiohttp (:class:`WireClient`); with ``traced``
-    a write marks the current :class:`~bridge.relay.pacing.Send` when it left. aiohttp keeps idle
+    a write marks the current :class:`~bridge.relay.pacing.Send` when it left; with ``bounded``
+    the caller puts a deadline around every request (the relay does) and aiohttp sets none of
+    its own. aiohttp keeps idle
     connections per host in O(1) structures, so one session serves every shop; httpcore scanned
     its whole pool per request, which is why the relay used to keep a pool per shop, and spent
     about twice the CPU per request (``bench/http_clients.py``).
@@ -136,8 +142,8 @@ def http_client(
     timeout = config.relay.request_timeout
     if shared is None:
         own = session(traced=traced)
-        return WireClient(own, timeout=timeout, traced=traced, owns=True)
-    return WireClient(shared, timeout=timeout, traced=traced)
+        return WireClient(own, timeout=timeout, traced=traced, owns=True, bounded=bounded)
+    return WireClient(shared, timeout=timeout, traced=traced, bounded=bounded)
 
 
 def metrics_app(relay: Relay, registry: CollectorRegistry, publisher: KafkaPublisher) -> Starlette:
@@ -164,7 +170,7 @@ async def run_relay(
     publisher = KafkaPublisher(config.kafka, client_id="bridge-relay")
     traced = (options or RelayOptions()).pace_on == "sent"
     wire = shared_session(config, traced=traced)
-    http = http_client(config, wire, traced=traced)
+    http = http_client(config, wire, traced=traced, bounded=True)  # Requests: one deadline each
     clients: dict[str, PlatformClient] = {}
     try:
         for sid, shop in config.shops.items():

@@ -30,6 +30,7 @@ from bridge.outbox.store import ClaimedLane, LaneClaim, OutboxRow, OutboxStore
 from bridge.platforms.base import PlatformClient
 from bridge.relay.deliveries import Reporter
 from bridge.relay.lanes import Batch, Lane, RelayOptions
+from bridge.relay.marks import LaneReleases
 from bridge.relay.metrics import RelayMetrics
 from bridge.relay.outcomes import Outcomes
 from bridge.relay.pacing import SendWindow, sleep_until
@@ -93,6 +94,7 @@ class Relay:
                 using=self.lease,
                 hint="lease_seconds must exceed request_timeout plus a batch; using more",
             )
+        self.releases = LaneReleases(store, owner, clock)
         self.started = asyncio.Event()
         self.last_poll: float | None = None
         self._lanes: dict[str, asyncio.Task[None]] = {}
@@ -128,6 +130,7 @@ class Relay:
         finally:
             self._halt_all()
             await self._drain()
+            await self.releases.close()
             await self.outcomes.close()
             for task in (watcher, depth):
                 task.cancel()
@@ -309,9 +312,8 @@ class Relay:
         """Give the lane up, telling the next holder how long our last requests still count."""
         window = self._windows.get(lane.shop)
         until = window.handover(lane.spec.burst) if window is not None else 0.0
-        now = self.clock()
-        handover = until if until > now else None
-        await self.store.release_lane(lane.shop, self.owner, not_before=handover, now=now)
+        handover = until if until > self.clock() else None
+        await self.releases.release(lane.shop, handover)  # with the other lanes ending now
 
     async def _renew(self, lane: Lane) -> bool:
         now = self.clock()

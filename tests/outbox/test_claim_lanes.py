@@ -96,3 +96,21 @@ async def test_two_relays_claiming_the_same_shops_in_opposite_orders_share_them_
     assert not set(one) & set(two)
     rows = [r.idempotency_key for lane in [*one.values(), *two.values()] for r in lane.rows]
     assert sorted(f"k-{s}" for s in shops) == sorted(rows)
+
+
+async def test_release_lanes_gives_up_ours_with_each_handover_time(store: OutboxStore) -> None:
+    """Our lanes are free at once; the next holder sends no earlier than its lane's handover
+    (capped an hour past now); a lane another relay took meanwhile stays theirs."""
+    for shop in ("shop-a", "shop-b"):
+        assert await store.acquire_lane(shop, "relay-1", LEASE, T0)
+    assert await store.acquire_lane("shop-c", "relay-2", LEASE, T0)
+    lanes = {"shop-a": T0 + 0.5, "shop-b": None, "shop-c": None}
+    assert {"shop-a", "shop-b"} == await store.release_lanes("relay-1", lanes, T0)
+    assert await store.acquire_lane("shop-a", "relay-3", LEASE, T0 + 0.1)
+    assert await store.acquire_lane("shop-b", "relay-3", LEASE, T0 + 0.1)
+    assert not await store.acquire_lane("shop-c", "relay-3", LEASE, T0 + 0.1)
+    assert [T0 + 0.5] == await store.reserve("shop-a", RATE, 1, 1, T0 + 0.1)
+    assert [T0 + 0.1] == await store.reserve("shop-b", RATE, 1, 1, T0 + 0.1)
+    assert await store.acquire_lane("shop-d", "relay-1", LEASE, T0)
+    assert {"shop-d"} == await store.release_lanes("relay-1", {"shop-d": T0 + 86_400}, T0)
+    assert [T0 + 3600] == await store.reserve("shop-d", RATE, 1, 1, T0)

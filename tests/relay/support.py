@@ -217,7 +217,7 @@ async def relays(
             await store.migrate()
             if wrap is not None:
                 store = wrap(store)
-            pools = {sid: http_client(cfg) for sid in cfg.shops}
+            pools = {sid: http_client(cfg, bounded=True) for sid in cfg.shops}  # as run_relay
             closers += [pool.aclose for pool in pools.values()]
             pub: Publisher
             if publisher is None:

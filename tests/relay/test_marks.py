@@ -1,13 +1,13 @@
-"""Group commit of done marks: answers that arrive together are written in one statement."""
+"""Group commit of done marks and lane releases: what arrives together is one statement."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 from bridge.outbox.store import OutboxStore
-from bridge.relay.marks import DoneMarks
+from bridge.relay.marks import DoneMarks, LaneReleases
 
 NOW = 1_700_000_000.0
 
@@ -89,3 +89,39 @@ async def test_a_cancelled_answer_is_left_out_of_the_batch() -> None:
     assert gone.cancelled()
     await done.close()
     assert [[2]] == store.batches
+
+
+class LaneStore:
+    """release_lanes only: records each batch of {shop: not_before}; ``taken`` were lost."""
+
+    def __init__(self, taken: set[str] | None = None) -> None:
+        self.batches: list[dict[str, float | None]] = []
+        self.taken = taken or set()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.writing = asyncio.Event()
+
+    async def release_lanes(
+        self, owner: str, lanes: Mapping[str, float | None], now: float
+    ) -> set[str]:
+        self.batches.append(dict(lanes))
+        self.writing.set()
+        await self.gate.wait()
+        return set(lanes) - self.taken
+
+
+async def test_lanes_ending_during_a_release_are_given_up_together_next() -> None:
+    """The first lane is released at once; two ending meanwhile share the next statement, each
+    with its own handover time, and a lane another relay took is told it was not ours."""
+    store = LaneStore(taken={"shop-c"})
+    store.gate.clear()
+    releases = LaneReleases(cast(OutboxStore, store), "relay-1", lambda: NOW)
+    first = asyncio.ensure_future(releases.release("shop-a", None))
+    async with asyncio.timeout(5):
+        await store.writing.wait()
+    later = asyncio.gather(releases.release("shop-b", NOW + 0.4), releases.release("shop-c", None))
+    store.gate.set()
+    async with asyncio.timeout(5):
+        assert [True, [True, False]] == [await first, await later]
+    assert [{"shop-a": None}, {"shop-b": NOW + 0.4, "shop-c": None}] == store.batches
+    assert 2 == releases.statements

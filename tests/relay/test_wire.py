@@ -96,3 +96,19 @@ async def test_a_write_marks_its_send_as_left_only_when_traced(traced: bool) -> 
         assert not wire.closed  # the caller's session
         await wire.close()
     assert (send.left is not None) is traced
+
+
+async def test_a_bounded_client_leaves_the_deadline_to_its_caller() -> None:
+    """``bounded``: no timer of aiohttp's (unbounded, 3 x 0.05 s would end it as an httpx
+    timeout); the caller's own deadline ends a request that hangs."""
+    never = asyncio.Event()
+    async with (
+        running_server(app(never)) as url,
+        WireClient(
+            session(traced=False), timeout=0.05, traced=False, owns=True, bounded=True
+        ) as http,
+    ):
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await http.request("GET", f"{url}/hang")
+        never.set()
