@@ -27,7 +27,16 @@ from procs import log
 from report import table, uptime
 
 # Issue 10's rows in its order: ingress and relay efficiency, then the costs that stay flat.
-BENCHES = ("ingress", "relay", "sync", "soak", "outbox_scale", "ingress_memory", "sync_scale")
+BENCHES = (
+    "ingress",
+    "relay",
+    "http_clients",
+    "sync",
+    "soak",
+    "outbox_scale",
+    "ingress_memory",
+    "sync_scale",
+)
 HERE = Path(__file__).resolve().parent
 TIMEOUT = {"quick": 900.0, "full": 3600.0}  # seconds per benchmark before it is stopped
 

@@ -16,9 +16,10 @@ Clients measured, each on a fresh simulator state:
 * ``httpx on aiohttp``: ``httpx.AsyncClient`` per shop whose transport is
   :class:`bridge.relay.transport.AiohttpTransport` over one shared aiohttp session — the platform
   clients keep their ``httpx.AsyncClient`` seam, the wire is aiohttp's;
-* ``relay client``: what ``bridge.relay.cli.http_client`` builds (the transport above, wrapped in
-  ``PacedTransport``) driven through ``CyberbizClient.set_stock``: the relay's full send path less
-  the outbox.
+* ``relay client``: what ``bridge.relay.cli.http_client`` builds for the relay
+  (:class:`bridge.relay.wire.WireClient`: httpx's API, plain requests straight to the shared
+  aiohttp session, no timer of aiohttp's inside the caller's deadline) driven through
+  ``CyberbizClient.set_stock``: the relay's full send path less the outbox.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ async def with_relay_client(
     """The relay's pools (``http_client``) and the Cyberbiz client's ``set_stock``."""
     config = load_config(config_path)
     wire = shared_session(config, traced=False)  # as the relay (pace_on="answer")
-    http = http_client(config, wire, traced=False)
+    http = http_client(config, wire, traced=False, bounded=True)  # drive(): a deadline each
     clients: list[PlatformClient] = [client_for(config.shops[s], http) for s in config.shops]
 
     async def put(shop: int, n: int) -> None:
