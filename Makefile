@@ -43,6 +43,7 @@ format: $(STAMP)
 
 # Every benchmark with --quick, then one summary table (bench/README.md has the full runs).
 bench: $(STAMP) system-deps
+	@.ci/system-deps --bench
 	$(BIN)/python bench/all.py
 
 clean:
