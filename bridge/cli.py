@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from bridge import __version__, clitools, log
+from bridge import __version__, clitools, log, memory
 
 # The one list of command modules: each adds its sub-commands through ``register(subparsers)``.
 COMMAND_MODULES = (
@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     log.configure(args.log_level, args.log_format)
+    memory.fix_mmap_threshold()  # long-running commands: no RSS steps (bridge.memory)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
