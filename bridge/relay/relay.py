@@ -6,7 +6,8 @@ lane claims a batch (about ``batch_seconds`` of the shop's rate), draws send tim
 shop's token bucket in the database (shared by every replica: the limit is global), and starts each
 request at its time; requests of one batch may overlap (one per target at most). Outcomes go to the
 database first and then, off the send path, to ``commerce.deliveries`` (and ``commerce.dlq``).
-Invariants and the attempts semantics: docs/relay.md.
+Here is the loop (polling, taking lanes, stopping); one shop's sending is
+:mod:`bridge.relay.shop_lane`. Invariants and the attempts semantics: docs/relay.md.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Literal
 
 from prometheus_client import CollectorRegistry
 
@@ -26,16 +25,17 @@ from bridge.config import Config, ShopConfig
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.topics import Topics
 from bridge.log import get_logger
-from bridge.outbox.store import ClaimedLane, LaneClaim, OutboxRow, OutboxStore
+from bridge.outbox.store import OutboxStore
 from bridge.platforms.base import PlatformClient
 from bridge.relay.deliveries import Reporter
-from bridge.relay.lanes import Batch, Lane, RelayOptions
+from bridge.relay.lanes import Batch, RelayOptions
 from bridge.relay.marks import LaneReleases
 from bridge.relay.metrics import RelayMetrics
 from bridge.relay.outcomes import Outcomes
-from bridge.relay.pacing import SendWindow, sleep_until
+from bridge.relay.pacing import SendWindow
 from bridge.relay.requests import Requests
-from bridge.relay.slots import Slots, horizon, lease_for
+from bridge.relay.shop_lane import LaneRunner
+from bridge.relay.slots import lease_for
 
 log = get_logger(__name__)
 
@@ -104,6 +104,26 @@ class Relay:
         self._signal = asyncio.Event()
         self._stopping = False
         self._unknown: set[str] = set()
+        self.lane_runner = self._lane_runner()
+
+    def _lane_runner(self) -> LaneRunner:
+        """One shop's sending, sharing the relay's per-shop state and reading its ``_stopping``."""
+        return LaneRunner(
+            self.store,
+            self.options,
+            self.settings,
+            self.clock,
+            owner=self.owner,
+            lease=self.lease,
+            deadline=self.deadline,
+            outcomes=self.outcomes,
+            requests=self.requests,
+            releases=self.releases,
+            windows=self._windows,
+            cooldown=self._cooldown,
+            batches=self._batches,
+            stopping=lambda: self._stopping,
+        )
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -199,7 +219,8 @@ class Relay:
                 log.warning("relay_unknown_shop", shop=shop, hint="rows stay pending")
         for start in range(0, len(known), self.options.claim_chunk):
             await self._start_lanes(known[start : start + self.options.claim_chunk], now)
-        self._cooldown = {s: t for s, t in self._cooldown.items() if t > now}
+        for shop in [s for s, t in self._cooldown.items() if t <= now]:
+            del self._cooldown[shop]  # in place: the lane runner shares this dict
         for shop in [s for s, w in self._windows.items() if s not in self._lanes and w.idle]:
             del self._windows[shop]
         self.metrics.active_lanes.set(len(self._lanes))
@@ -219,15 +240,15 @@ class Relay:
                 log.exception("relay_depth_failed")
             await asyncio.sleep(self.options.depth_interval)
 
-    # -- one shop -------------------------------------------------------------------------------
+    # -- the lanes ------------------------------------------------------------------------------
 
     def batch_size(self, spec: ShopConfig) -> int:
-        per_batch = math.ceil(spec.rate_limit * self.options.batch_seconds) + spec.burst - 1
-        return max(1, min(self.options.max_batch, per_batch))
+        """Rows a lane of ``spec``'s shop claims at a time (:meth:`LaneRunner.batch_size`)."""
+        return self.lane_runner.batch_size(spec)
 
     async def _start_lanes(self, shops: list[str], now: float) -> None:
         """Take the lanes of ``shops`` with their first batches in one transaction; run them."""
-        wanted = [self._wanted(self.config.shops[shop], now) for shop in shops]
+        wanted = [self.lane_runner.wanted(self.config.shops[shop], now) for shop in shops]
         try:
             taken = await self.store.claim_lanes(
                 self.owner, self.lease, now, wanted, release_empty=True
@@ -243,209 +264,7 @@ class Relay:
                 self._cooldown[shop] = now + self.settings.poll_interval
                 continue
             spec, client = self.config.shops[shop], self.clients[shop]
-            lane = self._lane(shop, spec, client, claimed, now)
+            lane = self.lane_runner.run(shop, spec, client, claimed, now)
             task = asyncio.create_task(lane, name=f"relay-lane-{shop}")
             self._lanes[shop] = task
             task.add_done_callback(functools.partial(self._lane_done, shop))
-
-    async def _lane(
-        self,
-        shop: str,
-        spec: ShopConfig,
-        client: PlatformClient,
-        claimed: ClaimedLane,
-        now: float,
-    ) -> None:
-        """Send the shop's batches: ``claimed`` (the lane taken with its first batch), then
-        more while full batches keep coming. A relay stopping meanwhile puts them back."""
-        limit = self.batch_size(spec)
-        lane = Lane(shop, spec, client, started=now, renewed=now)
-        batch = claimed
-        try:
-            while batch.rows:
-                await self._send_batch(lane, batch.rows, batch.slots)
-                if not lane.held:
-                    break
-                if lane.idle_until is not None:  # deferred, or no slot within the lease
-                    self._cooldown[shop] = max(lane.idle_until, self._cooldown.get(shop, 0.0))
-                    break
-                if len(batch.rows) < limit or self._stopping:
-                    break  # the shop had no more due (the next poll finds rows added since)
-                now = self.clock()
-                turn = self.options.lane_turn_seconds
-                if turn and now - lane.started >= turn:
-                    self._cooldown[shop] = now + 2 * self.settings.poll_interval
-                    log.info("relay_lane_handover", shop=shop)
-                    break
-                again = await self._claim(shop, spec, now)  # renews the lane as well
-                if again is None:
-                    lane.held = False
-                    log.warning("relay_lane_lost", shop=shop)
-                    break
-                batch, lane.renewed = again, now
-        except Exception:
-            log.exception("relay_lane_failed", shop=shop)
-        finally:
-            if lane.held:
-                try:
-                    await self._release(lane)
-                except Exception:
-                    log.exception("relay_lane_release_failed", shop=shop)
-
-    def _wanted(self, spec: ShopConfig, now: float) -> LaneClaim:
-        """A claim of one batch, its slots no later than the batch's horizon."""
-        horizon = now + self.lease - self.deadline - self.options.lease_margin
-        return LaneClaim(spec.id, self.batch_size(spec), self._rate(spec), spec.burst, horizon)
-
-    async def _claim(self, shop: str, spec: ShopConfig, now: float) -> ClaimedLane | None:
-        """Renew the lane, claim a batch and draw its send slots: one transaction."""
-        w = self._wanted(spec, now)
-        return await self.store.claim_lane(
-            shop, self.owner, w.limit, self.lease, now, rate=w.rate, burst=w.burst,
-            horizon=w.horizon,
-        )  # fmt: skip
-
-    def _rate(self, spec: ShopConfig) -> float:
-        return spec.rate_limit * (1.0 - self.options.rate_headroom)
-
-    async def _release(self, lane: Lane) -> None:
-        """Give the lane up, telling the next holder how long our last requests still count."""
-        window = self._windows.get(lane.shop)
-        until = window.handover(lane.spec.burst) if window is not None else 0.0
-        handover = until if until > self.clock() else None
-        await self.releases.release(lane.shop, handover)  # with the other lanes ending now
-
-    async def _renew(self, lane: Lane) -> bool:
-        now = self.clock()
-        if await self.store.acquire_lane(lane.shop, self.owner, self.lease, now):
-            lane.renewed = now
-            return True
-        lane.held = False
-        log.warning("relay_lane_lost", shop=lane.shop)
-        return False
-
-    async def _send_batch(
-        self, lane: Lane, rows: list[OutboxRow], first_slots: list[float] | None = None
-    ) -> None:
-        """Send ``rows`` at their slots; after a 429 wait for the deferred time, then go on."""
-        batch = Batch()
-        self._batches.add(batch)
-        if self._stopping:
-            batch.interrupt.set()
-        sends: list[asyncio.Task[None]] = []
-        pending = rows
-        try:
-            while pending:
-                if self._stopping:
-                    await self.outcomes.put_back(pending, self.clock(), "the relay is stopping")
-                    break
-                until = batch.deferred_until
-                if until is not None:
-                    if until > self._horizon(pending[0]):  # a long Retry-After: give them back
-                        await self.outcomes.put_back(
-                            pending, until, "the shop is deferred after a 429"
-                        )
-                        lane.pause(until)  # and send nothing to this shop until then
-                        break
-                    batch.interrupt.clear()
-                    await sleep_until(self.clock, until, batch.interrupt)
-                    if batch.interrupt.is_set():
-                        continue  # stopping, or a later 429 moved the deferral
-                pending = await self._send_at_slots(lane, pending, batch, sends, first_slots)
-                first_slots = None  # what is left after a deferral draws new slots
-            if sends:
-                await asyncio.gather(*sends)
-            if batch.deferred_until is not None and batch.deferred_until > self.clock():
-                lane.pause(batch.deferred_until)  # a 429 came back: no new claim until then
-        finally:
-            self._batches.discard(batch)
-            for task in sends:
-                if not task.done():
-                    task.cancel()
-
-    async def _send_at_slots(
-        self,
-        lane: Lane,
-        rows: list[OutboxRow],
-        batch: Batch,
-        sends: list[asyncio.Task[None]],
-        drawn: list[float] | None = None,
-    ) -> list[OutboxRow]:
-        """Start each row's request at its slot (``drawn`` with the claim, else drawn now);
-        return the rows left when interrupted."""
-        spec = lane.spec
-        until = self._horizon(rows[0])  # claimed together: one lease for the batch
-        slots = Slots(self.store, lane.shop, self._rate(spec), spec.burst, until)
-        if drawn is None:
-            await slots.fill(len(rows), self.clock())
-        else:
-            slots.extend(drawn)
-        window = self._window(lane)
-        for index, row in enumerate(rows):
-            turn = await self._turn(lane, rows[index:], slots, batch, window)
-            if turn == "interrupted":
-                return rows[index:]
-            if turn == "stop":
-                return []
-            if turn == "send":
-                send = window.start()
-                task = asyncio.create_task(
-                    self.requests.deliver(lane.client, lane.spec.platform, row, batch.defer, send),
-                    name=f"relay-{row.id}",
-                )
-                sends.append(task)
-        return []
-
-    async def _turn(
-        self,
-        lane: Lane,
-        rows: list[OutboxRow],
-        slots: Slots,
-        batch: Batch,
-        window: SendWindow,
-    ) -> Literal["send", "skip", "interrupted", "stop"]:
-        """Wait for ``rows[0]``'s slot (after one for a token fetch, if a token is due).
-
-        ``stop``: the rest went back unsent (no slot left within the lease); ``skip``: the token
-        fetch failed and that is the row's outcome.
-        """
-        row, until = rows[0], slots.until
-        while True:
-            slot = await slots.next(self.clock())
-            if slot is None:
-                await self.outcomes.put_back(rows, until, "no send slot within the lease")
-                lane.pause(until)
-                return "stop"
-            await sleep_until(self.clock, slot, batch.interrupt)
-            await window.wait_turn(batch.interrupt)  # the earlier writes have arrived
-            if batch.interrupt.is_set():
-                return "interrupted"
-            if lane.held and self.clock() - lane.renewed >= self.lease / 3:
-                await self._renew(lane)  # a lost lane: finish this batch, then stop
-            if self.clock() > until:  # waiting for the window used the lease up
-                await self.outcomes.put_back(rows, self.clock(), "lease nearly over")
-                lane.pause(self.clock())
-                return "stop"
-            fetched = await self.requests.fetch_token(
-                lane.client, lane.spec.platform, row, batch.defer, window
-            )
-            if fetched is None:
-                return "send"
-            if not fetched:
-                return "skip"
-
-    def _window(self, lane: Lane) -> SendWindow:
-        window = self._windows.get(lane.shop)
-        if window is None:
-            window = self._windows[lane.shop] = SendWindow(
-                lane.spec.rate_limit,
-                self.clock,
-                headroom=self.options.rate_headroom,
-                burst=lane.spec.burst,
-                pace_on=self.options.pace_on,
-            )
-        return window
-
-    def _horizon(self, row: OutboxRow) -> float:
-        """The latest send time for a claimed row: later, the request could outlive its lease."""
-        return horizon(row, self.deadline, self.options.lease_margin)
