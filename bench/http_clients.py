@@ -226,7 +226,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> list[Result]:
             ("aiohttp", lambda: with_aiohttp(sim, shops, count, concurrency)),
             ("httpx on aiohttp", lambda: with_httpx_on_aiohttp(sim, shops, count, concurrency)),
             (
-                "relay client (httpx on aiohttp, paced, set_stock)",
+                "relay client (WireClient, set_stock)",
                 lambda: with_relay_client(sim, shops, count, concurrency, config),
             ),
         ]
