@@ -205,6 +205,9 @@ def main() -> int:
         start_rss = {name: rss_kib(pid) for name, pid in pids.items()}
         log(f"soak: {rate:g} webhooks/s for {seconds:g} s")
         samples, lost, drained = asyncio.run(soak(stack, rate, seconds))
+        dead = stack.dead()
+        if dead:  # a process that died makes every other row meaningless
+            raise RuntimeError(f"died during the soak: {', '.join(dead)}\n{dead}")
         rss = {name: (start_rss[name], rss_kib(pid)) for name, pid in pids.items()}
         rows = report(stack, rss, samples, lost, drained)
     after = load_average()

@@ -24,9 +24,8 @@ import orjson
 from procs import Child, log, prometheus_samples, wait_http
 
 from bridge.config import Config, KafkaConfig, load_config
-from bridge.devtools.kafka.local import LocalKafka
+from bridge.devtools.kafka.local import LocalKafka, free_ports
 from bridge.kafka.topics import ensure_topics
-from bridge.serve import free_port
 
 PYTHON = sys.executable
 CB_SHOPS = ("cb-taipei", "cb-tainan")
@@ -92,12 +91,34 @@ class Stack:
     bootstrap: str
     groups: int
     prefix: str = field(default_factory=lambda: f"bench{uuid.uuid4().hex[:8]}")
-    sim_port: int = field(default_factory=free_port)
-    ingress_port: int = field(default_factory=free_port)
-    ops_port: int = field(default_factory=free_port)
-    consumer_port: int = field(default_factory=free_port)
-    relay_port: int = field(default_factory=free_port)
+    # Five distinct ports, held open together while picked: one free_port() after another can
+    # hand out the same port twice, and then a process's readiness check reached another's.
+    ports: list[int] = field(default_factory=lambda: free_ports(5))
     children: dict[str, Child] = field(default_factory=dict)
+
+    @property
+    def sim_port(self) -> int:
+        return self.ports[0]
+
+    @property
+    def ingress_port(self) -> int:
+        return self.ports[1]
+
+    @property
+    def ops_port(self) -> int:
+        return self.ports[2]
+
+    @property
+    def consumer_port(self) -> int:
+        return self.ports[3]
+
+    @property
+    def relay_port(self) -> int:
+        return self.ports[4]
+
+    def dead(self) -> dict[str, str]:
+        """The processes that exited, with the end of their logs (a run must not go on without)."""
+        return {name: c.tail() for name, c in self.children.items() if not c.alive()}
 
     @property
     def sim(self) -> str:
