@@ -21,7 +21,8 @@ from bridge.privacy import Privacy
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "bridge" / "data" / "samples"
 SCHEMAS = ROOT / "schemas"
-SEEDS = ROOT.parent / "shared" / "seeds"
+# The platform documents the product was specified from (a verbatim copy of shared/seeds)
+SEEDS = ROOT / "tests" / "platforms" / "seeds"
 
 RECEIVED_AT = datetime(2024, 7, 11, 8, 0, 0, tzinfo=UTC)
 NOW = RECEIVED_AT.timestamp()
