@@ -83,6 +83,9 @@ def config_text(sim: str, dsn: str, bootstrap: str, prefix: str, groups: int) ->
     return "\n".join(lines) + "\n"
 
 
+PORTS = ("sim_port", "ingress_port", "ops_port", "consumer_port", "relay_port")
+
+
 @dataclass
 class Stack:
     """The processes of one benchmark run and how to reach them."""
@@ -91,30 +94,19 @@ class Stack:
     bootstrap: str
     groups: int
     prefix: str = field(default_factory=lambda: f"bench{uuid.uuid4().hex[:8]}")
-    # Five distinct ports, held open together while picked: one free_port() after another can
-    # hand out the same port twice, and then a process's readiness check reached another's.
-    ports: list[int] = field(default_factory=lambda: free_ports(5))
+    sim_port: int = 0  # 0: picked at construction, with the others
+    ingress_port: int = 0
+    ops_port: int = 0
+    consumer_port: int = 0
+    relay_port: int = 0
     children: dict[str, Child] = field(default_factory=dict)
 
-    @property
-    def sim_port(self) -> int:
-        return self.ports[0]
-
-    @property
-    def ingress_port(self) -> int:
-        return self.ports[1]
-
-    @property
-    def ops_port(self) -> int:
-        return self.ports[2]
-
-    @property
-    def consumer_port(self) -> int:
-        return self.ports[3]
-
-    @property
-    def relay_port(self) -> int:
-        return self.ports[4]
+    def __post_init__(self) -> None:
+        # Distinct ports, held open together while picked: one free_port() after another can
+        # hand out the same port twice, and then a process's readiness check reached another's.
+        unset = [name for name in PORTS if not getattr(self, name)]
+        for name, port in zip(unset, free_ports(len(unset)), strict=True):
+            setattr(self, name, port)
 
     def dead(self) -> dict[str, str]:
         """The processes that exited, with the end of their logs (a run must not go on without)."""
