@@ -76,19 +76,9 @@ class WireClient(httpx.AsyncClient):
         self._total = aiohttp.ClientTimeout(total=total)
 
     async def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
-        headers = kwargs.get("headers")
-        content = kwargs.get("content")
-        plain = (
-            isinstance(url, str)
-            and url.startswith(("http://", "https://"))
-            and kwargs.keys() <= {"headers", "content"}
-            and (headers is None or isinstance(headers, Mapping))
-            and (content is None or isinstance(content, bytes))
-        )
-        if not plain:
-            return await super().request(method, url, **kwargs)
-        assert isinstance(url, str)  # noqa: S101 -- narrowed by ``plain``
-        return await self._send(method, url, headers or {}, content)
+        if isinstance(url, str) and _plain(url, kwargs):
+            return await self._send(method, url, kwargs.get("headers") or {}, kwargs.get("content"))
+        return await super().request(method, url, **kwargs)
 
     async def _send(
         self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
@@ -113,3 +103,14 @@ class WireClient(httpx.AsyncClient):
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             request = httpx.Request(method, url, headers=headers, content=content)
             raise as_httpx_error(exc, request, self._total.total) from exc
+
+
+def _plain(url: str, kwargs: Mapping[str, Any]) -> bool:
+    """An absolute URL with at most headers (a mapping) and a bytes body: the relay's requests."""
+    headers, content = kwargs.get("headers"), kwargs.get("content")
+    return (
+        url.startswith(("http://", "https://"))
+        and kwargs.keys() <= {"headers", "content"}
+        and (headers is None or isinstance(headers, Mapping))
+        and (content is None or isinstance(content, bytes))
+    )
