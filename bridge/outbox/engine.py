@@ -220,15 +220,11 @@ class SQLOutboxStore(ABC):
     async def release_lane(
         self, shop: str, owner: str, *, not_before: float | None = None, now: float | None = None
     ) -> bool:
-        params = {"shop": shop, "owner": owner}
         if not_before is None:
+            params = {"shop": shop, "owner": owner}
             return await self._change(self.sql.release_lane, params) == 1
-        cap = (time.time() if now is None else now) + MAX_DEFER_SECONDS
-        async with self._write() as session:  # the handover and the release, one transaction
-            await session.execute(
-                self.sql.defer, {"shop": shop, "until": min(not_before, cap), "cap": cap}
-            )
-            return await session.execute(self.sql.release_lane, params) == 1
+        now = time.time() if now is None else now  # the handover and the release, one transaction
+        return shop in await self.release_lanes(owner, {shop: not_before}, now)
 
     async def release_lanes(
         self, owner: str, lanes: Mapping[str, float | None], now: float

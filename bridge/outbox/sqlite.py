@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -22,12 +21,12 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
-from bridge.outbox.claims import Taken, claim_lanes_in, release_lanes_in
+from bridge.outbox.claims import claim_lanes_in, release_lanes_in
 from bridge.outbox.engine import MAX_DEFER_SECONDS, SQLOutboxStore
 from bridge.outbox.migrations import split_sql
 from bridge.outbox.policy import Dialect, Statements
 from bridge.outbox.rows import ClaimedLane, LaneClaim, OutboxError
-from bridge.outbox.session import Params, Record
+from bridge.outbox.session import Params, Record, Session
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
@@ -256,15 +255,11 @@ class SQLiteOutboxStore(SQLOutboxStore):
         connection's thread: a relay starts hundreds of lanes at once, and each statement's trip
         waits for a turn of a busy event loop."""
         sql = self.sql
-
-        def body(conn: sqlite3.Connection) -> Taken:
-            claim = claim_lanes_in(
-                _ThreadSession(conn), sql, owner, lease_seconds, now, wanted,
-                release_empty=release_empty,
-            )  # fmt: skip
-            return _run_to_end(claim)
-
-        found = await self._in_thread(body)
+        found = await self._on_thread(
+            lambda session: claim_lanes_in(
+                session, sql, owner, lease_seconds, now, wanted, release_empty=release_empty
+            )
+        )
         return {shop: ClaimedLane(self._decoded(r), s) for shop, (r, s) in found.items()}
 
     async def release_lanes(
@@ -272,28 +267,14 @@ class SQLiteOutboxStore(SQLOutboxStore):
     ) -> set[str]:
         """As :meth:`SQLOutboxStore.release_lanes`, in one trip to the connection's thread."""
         sql = self.sql
+        return await self._on_thread(
+            lambda session: release_lanes_in(session, sql, owner, lanes, now, MAX_DEFER_SECONDS)
+        )
 
-        def body(conn: sqlite3.Connection) -> set[str]:
-            session = _ThreadSession(conn)
-            return _run_to_end(release_lanes_in(session, sql, owner, lanes, now, MAX_DEFER_SECONDS))
-
-        return await self._in_thread(body)
-
-    async def release_lane(
-        self, shop: str, owner: str, *, not_before: float | None = None, now: float | None = None
-    ) -> bool:
-        """As :meth:`SQLOutboxStore.release_lane`, in one trip to the connection's thread."""
-        if not_before is None:
-            return await super().release_lane(shop, owner)
-        cap = (time.time() if now is None else now) + MAX_DEFER_SECONDS
-        sql, params = self.sql, {"shop": shop, "owner": owner}
-        defer = {"shop": shop, "until": min(not_before, cap), "cap": cap}
-
-        def body(conn: sqlite3.Connection) -> bool:
-            conn.execute(sql.defer, defer)
-            return conn.execute(sql.release_lane, params).rowcount == 1
-
-        return await self._in_thread(body)
+    async def _on_thread(self, work: Callable[[Session], Coroutine[Any, Any, T]]) -> T:
+        """``work`` (written against :class:`Session`) as one transaction in one trip to the
+        connection's thread, on a :class:`_ThreadSession`."""
+        return await self._in_thread(lambda conn: _run_to_end(work(_ThreadSession(conn))))
 
     async def _in_thread(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """``body`` inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back if it raises), run in
