@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
@@ -15,10 +17,16 @@ class BodyTooLarge(Exception):
         self.declared = declared
 
 
-async def read_body(receive: Receive, limit: int, declared: int | None = None) -> bytes:
+async def read_body(
+    receive: Receive,
+    limit: int,
+    declared: int | None = None,
+    charge: Callable[[int], None] | None = None,
+) -> bytes:
     """The whole body; BodyTooLarge as soon as it is known to exceed ``limit`` bytes (from the
     declared Content-Length before reading, else while streaming); ClientDisconnect when the
-    sender goes away first."""
+    sender goes away first. ``charge(size)`` is told the size read so far after each chunk (it
+    may raise to stop reading)."""
     if declared is not None and declared > limit:
         raise BodyTooLarge(limit, declared)
     chunks: list[bytes] = []
@@ -31,6 +39,8 @@ async def read_body(receive: Receive, limit: int, declared: int | None = None) -
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(limit)
+        if charge is not None:
+            charge(size)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

@@ -41,7 +41,7 @@ NONCE_BYTES = 12
 Path = tuple[str, ...]
 PiiPath = str | Path
 
-_NONCE_SPACE = 1 << (8 * NONCE_BYTES)
+_NONCE_MASK = (1 << (8 * NONCE_BYTES)) - 1
 
 
 class _Nonces:
@@ -52,10 +52,10 @@ class _Nonces:
         os.register_at_fork(after_in_child=self.reseed)
 
     def reseed(self) -> None:
-        self._count = itertools.count(int.from_bytes(os.urandom(NONCE_BYTES), "big"))
+        self.count = itertools.count(int.from_bytes(os.urandom(NONCE_BYTES), "big"))
 
     def next(self) -> bytes:
-        return (next(self._count) % _NONCE_SPACE).to_bytes(NONCE_BYTES, "big")
+        return (next(self.count) & _NONCE_MASK).to_bytes(NONCE_BYTES, "big")
 
 
 _nonces = _Nonces()
@@ -248,9 +248,9 @@ class Privacy:
         if self._active is not None and self._active in self._ciphers:
             header = f"{TOKEN_PREFIX}{self._active}"
             self._sealer = (self._ciphers[self._active], f"{header}:", header.encode())
-        self._protect_one: Callable[[Any], Any] = (
-            self._encrypt_unless_empty if self.mode == "encrypt" else _redact_unless_empty
-        )
+        self._protect_one: Callable[[Any], Any] = _redact_unless_empty
+        if self.mode == "encrypt" and self._sealer is not None:
+            self._protect_one = _sealing(self._sealer)
 
     # -- protecting ---------------------------------------------------------------------------
 
@@ -268,16 +268,7 @@ class Privacy:
         """``enc:v1:<kid>:<b64url>`` of the JSON encoding of ``value`` under the active key."""
         if self._sealer is None:
             raise ConfigError("privacy.key", "no active key to encrypt with")
-        cipher, prefix, associated = self._sealer
-        nonce = _nonces.next()
-        sealed = cipher.encrypt(nonce, _dumps(value), associated)
-        data = binascii.b2a_base64(nonce + sealed, newline=False).translate(_URLSAFE)
-        return prefix + data.rstrip(b"=").decode()
-
-    def _encrypt_unless_empty(self, value: Any) -> Any:
-        if value is None or (isinstance(value, _CONTAINERS) and not value):
-            return value
-        return self.encrypt(value)
+        return _seal(self._sealer, value)
 
     # -- revealing ----------------------------------------------------------------------------
 
@@ -316,6 +307,36 @@ class Privacy:
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _seal(sealer: tuple[AESGCM, str, bytes], value: Any) -> str:
+    cipher, prefix, associated = sealer
+    nonce = _nonces.next()
+    sealed = cipher.encrypt(nonce, _dumps(value), associated)
+    data = binascii.b2a_base64(nonce + sealed, newline=False).translate(_URLSAFE)
+    return prefix + data.rstrip(b"=").decode()
+
+
+def _sealing(sealer: tuple[AESGCM, str, bytes]) -> Callable[[Any], Any]:
+    """What ``encrypt`` mode does to one PII value: :func:`_seal`, with everything it needs bound
+    once (it runs for every PII field of every webhook); empty values stay as they are."""
+    encrypt = sealer[0].encrypt
+    prefix, associated = sealer[1], sealer[2]
+    nonces, mask, dumps, b2a = _nonces, _NONCE_MASK, orjson.dumps, binascii.b2a_base64
+    urlsafe, containers = _URLSAFE, _CONTAINERS
+
+    def seal(value: Any) -> Any:
+        if value is None or (isinstance(value, containers) and not value):
+            return value
+        try:
+            plain = dumps(value)
+        except TypeError:
+            plain = _dumps(value)  # raises InvalidPayload
+        nonce = (next(nonces.count) & mask).to_bytes(NONCE_BYTES, "big")
+        data = b2a(nonce + encrypt(nonce, plain, associated), newline=False).translate(urlsafe)
+        return prefix + data.rstrip(b"=").decode()
+
+    return seal
 
 
 def _redact_unless_empty(value: Any) -> Any:

@@ -9,16 +9,22 @@ The first ``FREE_BYTES`` of every body are not counted against ``max_buffered_by
 webhooks are a few KiB, so however many large uploads fill the budget, a small webhook still
 gets through. Worst case held: max_concurrent_bodies x FREE_BYTES + max_buffered_bytes (with the
 defaults 64 MiB + 64 MiB). A sender that trickles holds only what it has sent so far.
+
+The body is read from the ASGI ``receive`` channel itself (:func:`bridge.http_body.read_body`),
+without a Request object or an async generator per webhook.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from bridge.deadline import Deadline
 from bridge.errors import InvalidPayload, PayloadTooLarge, WebhookError
+from bridge.http_body import BodyTooLarge, read_body
 
 FREE_BYTES = 64 * 1024
 
@@ -37,9 +43,9 @@ class BodyTimeout(WebhookError):
     code = "body_timeout"
 
 
-def declared_length(request: Request, limit: int) -> int | None:
+def declared_length(headers: Mapping[str, str], limit: int) -> int | None:
     """Content-Length if it is given; PayloadTooLarge at once when it exceeds ``limit``."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is None or not declared.strip().isdigit():
         return None
     size = int(declared)
@@ -58,29 +64,28 @@ class BodyBudget:
         self.bodies = 0
         self.buffered = 0
 
-    def reading(self, request: Request, limit: int) -> Reading:
-        """``async with budget.reading(request, limit) as body``: the whole body, held against
-        the budget until the block exits (the answer is sent).
+    def reading(self, receive: Receive, limit: int) -> Reading:
+        """``async with budget.reading(receive, limit) as body``: the whole body, held against
+        the budget until the block exits (the answer is made).
 
         Raises a WebhookError as soon as a bound is known to be exceeded.
         """
-        return Reading(self, request, limit)
+        return Reading(self, receive, limit)
 
 
 class Reading:
     """One body being read, and then held (a plain class: this runs once per webhook)."""
 
-    __slots__ = ("budget", "charged", "limit", "request")
+    __slots__ = ("budget", "charged", "limit", "receive")
 
-    def __init__(self, budget: BodyBudget, request: Request, limit: int) -> None:
+    def __init__(self, budget: BodyBudget, receive: Receive, limit: int) -> None:
         self.budget = budget
-        self.request = request
+        self.receive = receive
         self.limit = limit
         self.charged = 0
 
     async def __aenter__(self) -> bytes:
-        budget, limit = self.budget, self.limit
-        declared_length(self.request, limit)
+        budget = self.budget
         if budget.bodies >= budget.max_bodies:
             raise Busy(f"{budget.bodies} bodies are being read; retry later")
         budget.bodies += 1
@@ -99,28 +104,28 @@ class Reading:
         self.charged = 0
 
     async def _read(self) -> bytes:
-        budget, limit = self.budget, self.limit
+        budget = self.budget
         deadline = None if budget.timeout is None else Deadline(budget.timeout)
-        chunks: list[bytes] = []
-        taken = 0
         try:
-            async for chunk in self.request.stream():
-                taken += len(chunk)
-                charge = max(0, taken - FREE_BYTES) - self.charged
-                self.charged += charge
-                budget.buffered += charge
-                if taken > limit:
-                    raise PayloadTooLarge(f"body exceeds the limit of {limit} bytes")
-                if budget.buffered > budget.max_buffered:
-                    raise Busy("too many bytes are being received; retry later")
-                chunks.append(chunk)
+            return await read_body(self.receive, self.limit, charge=self._charge)
+        except BodyTooLarge:
+            raise PayloadTooLarge(f"body exceeds the limit of {self.limit} bytes") from None
+        except ClientDisconnect:
+            raise InvalidPayload("the sender disconnected before the body was complete") from None
         except asyncio.CancelledError:
             if deadline is None or not deadline.absorb():
                 raise
             raise BodyTimeout(f"the body did not arrive within {budget.timeout} s") from None
-        except ClientDisconnect:
-            raise InvalidPayload("the sender disconnected before the body was complete") from None
         finally:
             if deadline is not None:
                 deadline.disarm()
-        return b"".join(chunks)
+
+    def _charge(self, taken: int) -> None:
+        """``taken`` bytes of this body are in: charge what is past the free part."""
+        if taken > FREE_BYTES:
+            budget = self.budget
+            charge = taken - FREE_BYTES - self.charged
+            self.charged += charge
+            budget.buffered += charge
+            if budget.buffered > budget.max_buffered:
+                raise Busy("too many bytes are being received; retry later")

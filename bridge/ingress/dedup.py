@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from bridge.events import body_digest
+
 T = TypeVar("T")
 
 
@@ -52,7 +54,7 @@ class Change:
 
     @property
     def digest(self) -> bytes:
-        return hashlib.sha256(self.body).digest()[:16]
+        return bytes.fromhex(body_digest(self.body)[:32])
 
 
 def change_id(platform_id: str, digest: bytes, changes: int, previous: bytes) -> str:
@@ -85,7 +87,8 @@ class Deduplicator(Generic[T]):
         self.window = window
         self.clock = clock
         self._entities: OrderedDict[str, _Entry[T]] = OrderedDict()
-        self._inflight: dict[str, asyncio.Future[T]] = {}
+        # id -> the future twins wait on (made when the first twin comes), or None
+        self._inflight: dict[str, asyncio.Future[T] | None] = {}
 
     def __len__(self) -> int:
         return len(self._entities)
@@ -105,38 +108,60 @@ class Deduplicator(Generic[T]):
             self._touch(change.entity, (change.platform_id, digest, changes, id_, 0.0, None))
         return id_, None
 
+    def pending(self, id_: str) -> asyncio.Future[T] | None:
+        """A future of the publish of ``id_`` under way right now (a twin waits for it), or None
+        when none is under way. The future is made only when a twin asks for it."""
+        if id_ not in self._inflight:
+            return None
+        future = self._inflight[id_]
+        if future is None:
+            future = self._inflight[id_] = asyncio.get_running_loop().create_future()
+        return future
+
+    def begin(self, id_: str) -> None:
+        """The publish of ``id_`` starts: twins arriving now wait for it (:meth:`pending`)."""
+        self._inflight[id_] = None
+
+    def succeeded(self, change: Change, id_: str, value: T) -> None:
+        """The publish of ``id_`` was acknowledged with ``value``: the same delivery again is a
+        duplicate answered with it."""
+        future = self._inflight.pop(id_, None)
+        if future is not None:
+            future.set_result(value)
+        entry = self._entities.get(change.entity)
+        if entry is not None and entry[3] == id_:
+            self._entities[change.entity] = (*entry[:5], (value,))
+
+    def failed(self, id_: str, exc: BaseException) -> None:
+        """The publish of ``id_`` failed: its twins share the failure; a cancellation becomes
+        Abandoned so that they answer normally (the platform retries) instead of being
+        cancelled themselves."""
+        future = self._inflight.pop(id_, None)
+        if future is None:
+            return
+        shared = (
+            Abandoned("first attempt cancelled") if isinstance(exc, asyncio.CancelledError) else exc
+        )
+        future.set_exception(shared)
+        future.exception()  # mark retrieved: twins may have gone
+
     async def run(self, change: Change, action: Callable[[str], Awaitable[T]]) -> Outcome[T]:
         """Publish ``change`` with ``action(published_id)`` unless it is a redelivery."""
         id_, published = self.identify(change)
         if published is not None:
             return Outcome(id_, published[0], duplicate=True)
-        pending = self._inflight.get(id_)
+        pending = self.pending(id_)
         if pending is not None:
             # A twin is being published right now: its success is ours; its failure is ours too.
             return Outcome(id_, await asyncio.shield(pending), duplicate=True)
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._inflight[id_] = future
+        self.begin(id_)
         try:
             value = await action(id_)
         except BaseException as exc:
-            # Twins share the failure; a cancellation becomes Abandoned so that they answer
-            # normally (the platform retries) instead of being cancelled themselves.
-            shared = (
-                Abandoned("first attempt cancelled")
-                if isinstance(exc, asyncio.CancelledError)
-                else exc
-            )
-            future.set_exception(shared)
-            future.exception()  # mark retrieved: twins may not exist
+            self.failed(id_, exc)
             raise
-        else:
-            future.set_result(value)
-            entry = self._entities.get(change.entity)
-            if entry is not None and entry[3] == id_:
-                self._entities[change.entity] = (*entry[:5], (value,))
-            return Outcome(id_, value, duplicate=False)
-        finally:
-            del self._inflight[id_]
+        self.succeeded(change, id_, value)
+        return Outcome(id_, value, duplicate=False)
 
     def _touch(self, key: str, entry: _Entry[T]) -> None:
         platform_id, digest, changes, id_, _expiry, published = entry

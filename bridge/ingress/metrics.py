@@ -7,6 +7,7 @@ configuration (configured shops plus ``unknown``, the topics of one prefix), nev
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -57,8 +58,12 @@ class IngressMetrics:
         return series
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> IngressMetrics:
-        return cls(
+    def create(
+        cls, registry: CollectorRegistry, in_flight: Callable[[], float] | None = None
+    ) -> IngressMetrics:
+        """The series on ``registry``; ``in_flight`` reads the number of webhooks being handled
+        at scrape time (no lock taken per request)."""
+        metrics = cls(
             received=Counter(
                 "bridge_webhooks_received", "Webhooks received", ["shop"], registry=registry
             ),
@@ -91,3 +96,6 @@ class IngressMetrics:
                 "bridge_webhooks_in_flight", "Webhooks being processed", registry=registry
             ),
         )
+        if in_flight is not None:
+            metrics.in_flight.set_function(in_flight)
+        return metrics

@@ -35,10 +35,15 @@ def attributes(
 
 
 def headers_for(
-    event: CanonicalEvent, received_at: datetime, traceparent: str | None = None
+    event: CanonicalEvent,
+    received_at: datetime,
+    traceparent: str | None = None,
+    id: str | None = None,
 ) -> list[tuple[str, bytes]]:
+    """The headers of ``event``'s record; ``id`` when it is published under another id than its
+    own (a later change of the same entity, see ``bridge.ingress.dedup``)."""
     headers = binary_headers(
-        id=event.id,
+        id=event.id if id is None else id,
         source=event.source,
         type=event.type,
         subject=event.entity_id,
