@@ -125,21 +125,29 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
     renderer: Any
+    output: Any = structlog.PrintLoggerFactory(file=stream)
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        binary = getattr(stream, "buffer", None)
+        if binary is not None:  # bytes straight from orjson to the file: no decode, no encode
+            output = structlog.BytesLoggerFactory(file=binary)
+        own_renderer = structlog.processors.JSONRenderer(
+            serializer=_orjson_bytes if binary is not None else _orjson_dumps
+        )
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=getattr(stream, "isatty", lambda: False)())
+        own_renderer = renderer
     numeric = logging.getLevelName(level.upper())
     processors: Iterable[Any] = [
         *shared_processors(),
         structlog.processors.format_exc_info,
         redact_exception,  # the rendered traceback may quote a URL with a token
-        renderer,
+        own_renderer,
     ]
     structlog.configure(
         processors=list(processors),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=output,
         # Not cached: a later configure() (tests, `commerce-bridge dev`) must reach loggers already
         # used.
         cache_logger_on_first_use=False,
@@ -166,6 +174,10 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
 
 def _orjson_dumps(obj: Any, **_kw: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
+
+
+def _orjson_bytes(obj: Any, **_kw: Any) -> bytes:
+    return orjson.dumps(obj, default=str)
 
 
 class _Logger:

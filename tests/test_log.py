@@ -123,3 +123,22 @@ def test_timestamps_are_utc_iso_with_microseconds() -> None:
     moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     slack = dt.timedelta(milliseconds=1)  # float seconds vs datetime's rounding
     assert (True, True) == (before - slack <= moment, moment <= after + slack)
+
+
+def test_a_file_stream_gets_json_bytes_in_order_with_library_lines() -> None:
+    """On a real file stream (one with a binary buffer, as stderr) the bridge's lines are written
+    as bytes to the buffer, library lines as text: each line whole JSON, in the order logged."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8")
+    log.configure("info", "json", stream=stream)
+    try:
+        ours = log.get_logger("test")
+        ours.info("first", n=1)
+        logging.getLogger("uvicorn.error").warning("second")
+        ours.info("third", text="ไทย")
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers = []
+    lines = [orjson.loads(line) for line in raw.getvalue().splitlines()]
+    assert ["first", "second", "third"] == [line["event"] for line in lines]
+    assert "ไทย" == lines[2]["text"]

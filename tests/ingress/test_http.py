@@ -18,11 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
+from starlette.routing import Match, Route, Router
 from structlog.testing import capture_logs
 
 from bridge.config import Config
 from bridge.devtools.sign import sign_request
-from bridge.ingress.app import create_app
+from bridge.ingress.app import create_app, webhook_route
+from bridge.kafka.publisher import Headers, Published
 from tests.support import CB_SECRET, RecordingPublisher, fixture_bytes, make_config
 
 VARIANT = b'{"id": 5001, "product_id": 1001, "inventory_quantity": 7, "updated_at": "2024-07-11 14:27:46"}'
@@ -319,3 +321,59 @@ async def test_no_request_line_or_header_produces_a_500(
     assert "application/json" == response.headers["content-type"]
     assert [] == [e for e in logs if e["log_level"] == "error"]
     assert b"Traceback" not in response.content
+
+
+class BrokenPublisher(RecordingPublisher):
+    """A publisher with a bug: every publish raises something the ingress does not expect."""
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Headers, timeout: float
+    ) -> Published:
+        raise RuntimeError("a bug in the publisher")
+
+
+async def test_an_unexpected_error_is_a_logged_500_json(config: Config) -> None:
+    """A bug on the webhook path (here: the publisher raises) answers 500 with the JSON error
+    body, logs ``ingress_internal_error`` with the traceback, and reaches the server."""
+    app = create_app(config, BrokenPublisher())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingress") as client:
+        with capture_logs() as logs:
+            response = await client.post(
+                "/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT)
+            )
+    assert (500, {"error": "internal_error", "detail": "internal error"}) == (
+        response.status_code,
+        response.json(),
+    )
+    errors = [e for e in logs if e["event"] == "ingress_internal_error"]
+    assert ["RuntimeError"] == [e["error_type"] for e in errors]
+    assert errors[0]["exc_info"] is True
+
+
+ROUTES = Router(
+    [
+        Route("/webhooks/{shop}", lambda _r: None, methods=["POST"]),
+        Route("/webhooks/{shop}/{event}", lambda _r: None, methods=["POST"]),
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    path=st.lists(
+        st.one_of(st.just(""), st.just("webhooks"), st.text(alphabet="ab./%-", max_size=4)),
+        max_size=4,
+    ).map(lambda parts: "/" + "/".join(parts))
+)
+def test_the_webhook_route_matches_as_starlettes_router(path: str) -> None:
+    """The ingress's own match of a webhook POST agrees with Starlette's routes on every path:
+    the same path parameters, or no match (then Starlette answers, 404)."""
+    scope = {"type": "http", "method": "POST", "path": path, "root_path": ""}
+    starlette = None
+    for route in ROUTES.routes:
+        match, child = route.matches(scope)
+        if match is Match.FULL:
+            starlette = child["path_params"]
+            break
+    assert starlette == webhook_route(path)
