@@ -21,7 +21,7 @@ from bridge.platforms import client_for
 from bridge.platforms.base import PlatformClient, StockTarget
 from bridge.relay.cli import http_client, shared_session
 from bridge.relay.lanes import RelayOptions
-from bridge.relay.pacing import Send, SendWindow
+from bridge.relay.pacing import Flag, Send, SendWindow
 from bridge.serve import free_port
 
 LIMIT = 5.0
@@ -171,7 +171,7 @@ async def bare_client(config: Path, shops: list[str], per_shop: int) -> tuple[fl
     clients: dict[str, PlatformClient] = {s: client_for(cfg.shops[s], http) for s in shops}
     run_id = uuid.uuid4().hex[:8]
 
-    never = asyncio.Event()
+    never = Flag()
 
     async def one(shop: str, k: int, send: Send) -> None:
         target = StockTarget("variant", str(k), product=PRODUCT)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from bridge.config import ShopConfig
 from bridge.platforms.base import PlatformClient
-from bridge.relay.pacing import PaceOn
+from bridge.relay.pacing import Flag, PaceOn
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +61,7 @@ class Lane:
 class Batch:
     """One claimed batch; ``interrupt`` stops sending its rest (429 deferral or shutdown)."""
 
-    interrupt: asyncio.Event = field(default_factory=asyncio.Event)
+    interrupt: Flag = field(default_factory=Flag)
     deferred_until: float | None = None
 
     def defer(self, until: float) -> None:

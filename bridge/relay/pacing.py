@@ -21,7 +21,6 @@ at most; on a fast platform (rtt below the headroom, ~15 ms) that costs nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -44,6 +43,61 @@ _SENT_EVENTS = frozenset(
 )
 
 
+class Flag:
+    """asyncio.Event's ``set``/``clear``/``is_set``/``wait``, with plain futures as waiters, so
+    :func:`sleep_until` waits on a flag *or* a time with one future and one timer: no task, no
+    cancellation, no exception (it runs twice for every row the relay sends)."""
+
+    __slots__ = ("_on", "_waiters")
+
+    def __init__(self) -> None:
+        self._on = False
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def is_set(self) -> bool:
+        return self._on
+
+    @property
+    def waiting(self) -> int:
+        """Futures waiting for the flag (gone once woken, discarded or cancelled)."""
+        return len(self._waiters)
+
+    def set(self) -> None:
+        self._on = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            _wake(waiter)
+
+    def clear(self) -> None:
+        self._on = False
+
+    def waiter(self) -> asyncio.Future[None]:
+        """A future done once the flag is set (at once if it is); :meth:`discard` it after."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._on:
+            future.set_result(None)
+        else:
+            self._waiters.append(future)
+        return future
+
+    def discard(self, waiter: asyncio.Future[None]) -> None:
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+
+    async def wait(self) -> None:
+        if not self._on:
+            waiter = self.waiter()
+            try:
+                await waiter
+            finally:
+                self.discard(waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 @dataclass(slots=True, eq=False)
 class Send:
     """One write of a lane: when it started, when it left (if traced), when it was answered."""
@@ -52,8 +106,8 @@ class Send:
     started: float
     left: float | None = None  # the body was written to the socket
     finished: float | None = None  # the answer (or the error) came back
-    departed: asyncio.Event = field(default_factory=asyncio.Event)  # left or finished
-    answered: asyncio.Event = field(default_factory=asyncio.Event)  # finished
+    departed: Flag = field(default_factory=Flag)  # left or finished
+    answered: Flag = field(default_factory=Flag)  # finished
 
     async def trace(self, event: str, _info: Mapping[str, Any]) -> None:
         if event in _SENT_EVENTS:
@@ -71,7 +125,7 @@ class Send:
             return self.left
         return self.finished
 
-    def known(self, pace_on: PaceOn) -> asyncio.Event:
+    def known(self, pace_on: PaceOn) -> Flag:
         return self.departed if pace_on == "sent" else self.answered
 
 
@@ -103,14 +157,18 @@ class PacedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-async def sleep_until(clock: Clock, moment: float, interrupt: asyncio.Event) -> None:
+async def sleep_until(clock: Clock, moment: float, interrupt: Flag) -> None:
     """Sleep until ``clock() >= moment`` or ``interrupt`` is set, whichever comes first."""
     delay = moment - clock()
     if delay <= 0 or interrupt.is_set():
         return
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(delay):
-            await interrupt.wait()
+    waiter = interrupt.waiter()
+    timer = asyncio.get_running_loop().call_later(delay, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        interrupt.discard(waiter)
 
 
 class SendWindow:
@@ -182,7 +240,7 @@ class SendWindow:
             until = max(until, counted + self.window - max(0, n - burst) * self.interval)
         return until
 
-    async def wait_turn(self, interrupt: asyncio.Event) -> None:
+    async def wait_turn(self, interrupt: Flag) -> None:
         """Until one more write may start; returns early when ``interrupt`` is set."""
         await sleep_until(self.clock, self._tat - self.tolerance, interrupt)
         if len(self._sends) < self.limit or interrupt.is_set():
@@ -190,10 +248,12 @@ class SendWindow:
         oldest = self._sends[0]
         known = oldest.known(self.pace_on)
         if not known.is_set():
-            waiters = {asyncio.ensure_future(known.wait()), asyncio.ensure_future(interrupt.wait())}
-            _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in pending:
-                waiter.cancel()
+            answer, stop = known.waiter(), interrupt.waiter()
+            try:
+                await asyncio.wait((answer, stop), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                known.discard(answer)
+                interrupt.discard(stop)
         counted = oldest.counted_by(self.pace_on)
         if counted is not None:
             await sleep_until(self.clock, counted + self.window, interrupt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import replace
 
@@ -13,7 +14,15 @@ from bridge.config import Config
 from bridge.devtools.simulator import create_app
 from bridge.platforms.base import StockTarget
 from bridge.platforms.cyberbiz import CyberbizClient
-from bridge.relay.pacing import CURRENT, PacedTransport, PaceOn, Send, SendWindow
+from bridge.relay.pacing import (
+    CURRENT,
+    Flag,
+    PacedTransport,
+    PaceOn,
+    Send,
+    SendWindow,
+    sleep_until,
+)
 from bridge.serve import running_server
 from tests.relay.support import cyberbiz
 
@@ -84,7 +93,7 @@ async def test_wait_turn_is_free_below_the_limit() -> None:
     for _ in range(4):
         window.start().finish()
     async with asyncio.timeout(0.05):
-        await window.wait_turn(asyncio.Event())
+        await window.wait_turn(Flag())
 
 
 async def test_no_catch_up_burst_after_falling_behind() -> None:
@@ -93,7 +102,7 @@ async def test_no_catch_up_burst_after_falling_behind() -> None:
     window.start().finish()
     started = time.monotonic()
     for _ in range(4):
-        await window.wait_turn(asyncio.Event())
+        await window.wait_turn(Flag())
         window.start().finish()
     assert 0.025 + 3 * 0.05 - 0.01 <= time.monotonic() - started < 1.0
 
@@ -108,7 +117,7 @@ async def test_wait_turn_waits_a_window_after_the_oldest_counted(pace_on: PaceOn
     for _ in range(19):
         window.start().finish()
     started = time.monotonic()
-    await window.wait_turn(asyncio.Event())
+    await window.wait_turn(Flag())
     expected = 1.0 if pace_on == "answer" else 0.1
     assert expected - 0.02 <= time.monotonic() - started < expected + 0.4
 
@@ -117,7 +126,7 @@ async def test_wait_turn_waits_for_an_answer() -> None:
     """A request not yet answered holds back the one `limit` places behind it."""
     window = SendWindow(1.0, time.time, burst=2)  # 1 per 1 s; the bucket would allow 2
     slow = window.start()
-    waiter = asyncio.create_task(window.wait_turn(asyncio.Event()))
+    waiter = asyncio.create_task(window.wait_turn(Flag()))
     await asyncio.sleep(0.05)
     assert not waiter.done()
     slow.finish()
@@ -130,7 +139,7 @@ async def test_wait_turn_returns_when_interrupted() -> None:
     """Stop or a 429 deferral interrupts the wait."""
     window = SendWindow(1.0, time.time)
     window.start()  # never answered
-    interrupt = asyncio.Event()
+    interrupt = Flag()
     waiter = asyncio.create_task(window.wait_turn(interrupt))
     interrupt.set()
     async with asyncio.timeout(1.0):
@@ -159,3 +168,35 @@ async def test_transport_notes_when_a_write_left() -> None:
             finally:
                 CURRENT.reset(token)
     assert send.started <= send.left <= time.time()
+
+
+async def test_sleep_until_sleeps_until_the_moment() -> None:
+    """Without an interrupt the sleep ends at the moment, not before."""
+    moment = time.time() + 0.05
+    await sleep_until(time.time, moment, Flag())
+    assert time.time() >= moment
+
+
+async def test_sleep_until_ends_early_when_interrupted_and_leaves_nothing_behind() -> None:
+    """Setting the flag ends every sleep on it at once; the finished sleeps are no waiters."""
+    interrupt = Flag()
+    sleepers = [asyncio.create_task(sleep_until(time.time, time.time() + 60, interrupt))]
+    sleepers.append(asyncio.create_task(interrupt.wait()))
+    await asyncio.sleep(0)
+    interrupt.set()
+    async with asyncio.timeout(1.0):
+        await asyncio.gather(*sleepers)
+    interrupt.clear()
+    assert (False, 0) == (interrupt.is_set(), interrupt.waiting)
+
+
+async def test_a_cancelled_sleep_leaves_no_waiter_or_timer() -> None:
+    """Cancelling a sleeper (the relay stopping) removes its waiter; the flag stays usable."""
+    interrupt = Flag()
+    sleeper = asyncio.create_task(sleep_until(time.time, time.time() + 60, interrupt))
+    await asyncio.sleep(0)
+    sleeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sleeper
+    assert 0 == interrupt.waiting
+    await sleep_until(time.time, time.time() + 0.01, interrupt)  # an ordinary sleep again
