@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Protocol, cast, runtime_checkable
 
 from bridge.commands import target_of
+from bridge.deadline import Deadline
 from bridge.errors import PlatformError
 from bridge.log import get_logger
 from bridge.outbox.store import SET_STOCK, OutboxRow
@@ -86,18 +87,23 @@ class Requests:
         """Send ``row`` (its slot has come) and record the outcome."""
         error: PlatformError | None = None
         token = CURRENT.set(send)  # PacedTransport notes when the write leaves
+        deadline = Deadline(self._budget(row))  # one timer: asyncio.timeout costs several
         try:
             quantity = _quantity(row)
-            async with asyncio.timeout(self._budget(row)):
-                await client.set_stock(target_of(row.payload), quantity, row.idempotency_key)
+            await client.set_stock(target_of(row.payload), quantity, row.idempotency_key)
         except PlatformError as exc:
             error = exc
+        except asyncio.CancelledError:
+            if not deadline.absorb():
+                raise  # the relay stopping, not the deadline
+            error = timed_out(self.deadline)
         except TimeoutError:
             error = timed_out(self.deadline)
         except Exception as exc:  # a client bug: retry with backoff, dead after max_attempts
             log.exception("relay_send_crashed", shop=row.shop, outbox_id=row.id)
             error = PlatformError(f"unexpected error: {exc!r}", retryable=True)
         finally:
+            deadline.disarm()
             CURRENT.reset(token)
             send.finish()
         log.debug(
