@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 from procs import log
-from report import table, uptime
+from report import speed_probe, table, uptime
 
 # Issue 10's rows in its order: ingress and relay efficiency, then the costs that stay flat.
 BENCHES = (
@@ -91,22 +91,24 @@ def main() -> int:
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     if unknown := sorted(set(names) - set(BENCHES)):
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHES)}")
-    before = uptime()
+    before, probe_before = uptime(), speed_probe()
     started = time.monotonic()
     rows: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-all-") as folder:
         for name in names:
             rows += run_one(name, Path(folder), quick=not args.full)
-    after = uptime()
+    after, probe_after = uptime(), speed_probe()
     mode = "full" if args.full else "--quick"
     minutes = (time.monotonic() - started) / 60
     out = ["", f"## Summary ({mode}: {', '.join(names)}; {minutes:.1f} min)", "",
-           f"uptime before: {before}", f"uptime after:  {after}", ""]  # fmt: skip
+           f"uptime before: {before}", f"uptime after:  {after}",
+           f"CPU probe before: {probe_before}", f"CPU probe after:  {probe_after}", ""]  # fmt: skip
     out += table(["row", "goal", "measured", "ratio / verdict"], rows)
     sys.stdout.write("\n".join(out) + "\n")
     if args.json:
         keys = ("row", "goal", "measured", "ratio")
         doc = {"mode": mode, "uptime_before": before, "uptime_after": after,
+               "probe_before": probe_before, "probe_after": probe_after,
                "rows": [dict(zip(keys, r, strict=True)) for r in rows]}  # fmt: skip
         Path(args.json).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     return 1 if any(r[3] == "**FAILED**" for r in rows) else 0

@@ -6,6 +6,8 @@ import argparse
 import os
 import platform
 import subprocess
+import time
+import timeit
 from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,6 +23,22 @@ def load_average() -> str:
 def uptime() -> str:
     done = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
     return done.stdout.strip() or f"load average: {load_average()}"
+
+
+def speed_probe() -> str:
+    """A fixed CPU-bound job timed here and now, for comparing runs across days and machines:
+    absolute rates (the relay's 2,000/s) move with the host; this says by how much. Parsing and
+    re-encoding the benchmark's 5.7 KB BentoWeb order with orjson, best of 5 x 2,000."""
+    from samples import ID_BASE, bento_order_template
+
+    template = bento_order_template()
+    body = template.body(ID_BASE, template.stamp(time.time()))
+
+    def job() -> None:
+        orjson.dumps(orjson.loads(body))
+
+    best = min(timeit.repeat(job, number=2000, repeat=5)) / 2000
+    return f"{best * 1e6:.1f} µs per parse + encode of the 5.7 KB order (best of 5 x 2,000)"
 
 
 def machine_facts() -> Iterator[tuple[str, str]]:

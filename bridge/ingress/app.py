@@ -28,7 +28,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from bridge.config import Config
-from bridge.ingress.webhook import Ingress, _error
+from bridge.ingress.webhook import Ingress, error_answer
 from bridge.kafka.publisher import KafkaPublisher, Publisher
 from bridge.kafka.topics import record_limit
 from bridge.log import get_logger
@@ -45,8 +45,8 @@ def webhook_route(path: str) -> dict[str, str] | None:
     segments, as Starlette's ``{name}`` matches them), or None for any other path."""
     if not path.startswith(PREFIX):
         return None
-    shop, _, event = path[len(PREFIX) :].partition("/")
-    if not shop or "/" in event or (_ and not event):
+    shop, slash, event = path[len(PREFIX) :].partition("/")
+    if not shop or "/" in event or (slash and not event):
         return None
     return {"shop": shop, "event": event} if event else {"shop": shop}
 
@@ -73,7 +73,7 @@ class IngressApp(Starlette):
             answer = await self.ingress.answer(scope, receive)
         except Exception as exc:
             log.exception("ingress_internal_error", error_type=type(exc).__name__)
-            await _error(500, "internal_error", "internal error").send(send)
+            await error_answer(500, "internal_error", "internal error").send(send)
             raise
         await answer.send(send)
 

@@ -66,7 +66,7 @@ class _Record:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _Answer:
+class Answer:
     """A JSON answer, sent straight to the ASGI channel."""
 
     status: int
@@ -83,9 +83,9 @@ class _Answer:
         await send({"type": "http.response.body", "body": self.body})
 
 
-def _error(status: int, code: str, detail: str, retry_after: int | None = None) -> _Answer:
+def error_answer(status: int, code: str, detail: str, retry_after: int | None = None) -> Answer:
     extra = () if retry_after is None else ((b"retry-after", str(retry_after).encode()),)
-    return _Answer(status, orjson.dumps({"error": code, "detail": detail}), extra)
+    return Answer(status, orjson.dumps({"error": code, "detail": detail}), extra)
 
 
 class Ingress:
@@ -121,7 +121,7 @@ class Ingress:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await (await self.answer(scope, receive)).send(send)
 
-    async def answer(self, scope: Scope, receive: Receive) -> _Answer:
+    async def answer(self, scope: Scope, receive: Receive) -> Answer:
         """The answer to the webhook of ``scope`` (a rejection included)."""
         shop_id = scope["path_params"]["shop"]
         shop = self.config.shops.get(shop_id)
@@ -140,7 +140,7 @@ class Ingress:
             structlog.contextvars.clear_contextvars()
         return answer
 
-    async def _webhook(self, scope: Scope, receive: Receive, shop: ShopConfig) -> _Answer:
+    async def _webhook(self, scope: Scope, receive: Receive, shop: ShopConfig) -> Answer:
         headers = _headers(scope)
         declared_length(headers, self.limit)
         if not is_json_media_type(headers.get("content-type")):
@@ -155,13 +155,11 @@ class Ingress:
         async with self.budget.reading(receive, self.limit) as body:
             delivery = Delivery(shop, body, headers, query, path_event, client_ip, received_at)
             prepared = self._prepare(delivery, now, headers.get("traceparent"))
-            if isinstance(prepared, _Answer):
+            if isinstance(prepared, Answer):
                 return prepared
             return await self._publish(prepared, shop.id)
 
-    def _prepare(
-        self, delivery: Delivery, now: float, traceparent: str | None
-    ) -> _Record | _Answer:
+    def _prepare(self, delivery: Delivery, now: float, traceparent: str | None) -> _Record | Answer:
         """Verify, normalise and serialise: the record to publish, or the answer to a
         redelivery already published. The payload's objects do not outlive this call."""
         event = self._normalise(delivery, now)
@@ -193,7 +191,7 @@ class Ingress:
         check_replay(delivery, event_name, payload, now, self.config.ingress.max_event_age)
         return event
 
-    async def _publish(self, record: _Record, shop: str) -> _Answer:
+    async def _publish(self, record: _Record, shop: str) -> Answer:
         """Publish ``record`` (or wait for its twin being published now) and answer."""
         dedup, id_ = self.dedup, record.id
         twin = dedup.pending(id_)
@@ -223,17 +221,17 @@ class Ingress:
             "webhook_accepted", event_id=id_, ce_type=record.ce_type, topic=record.topic,
             partition=published.partition, offset=published.offset,
         )  # fmt: skip
-        return _Answer(202, orjson.dumps({"id": id_, "topic": record.topic}))
+        return Answer(202, orjson.dumps({"id": id_, "topic": record.topic}))
 
-    def _duplicate(self, shop: str, id_: str, published: tuple[int, int]) -> _Answer:
+    def _duplicate(self, shop: str, id_: str, published: tuple[int, int]) -> Answer:
         self.metrics.shop(shop).duplicates.inc()
         partition, offset = published
         log.info("webhook_duplicate", event_id=id_, partition=partition, offset=offset)
-        return _Answer(200, orjson.dumps({"id": id_, "duplicate": True}))
+        return Answer(200, orjson.dumps({"id": id_, "duplicate": True}))
 
     def _unpublished(
         self, shop: str, record: _Record, reason: str, detail: str, status: int
-    ) -> _Answer:
+    ) -> Answer:
         self.metrics.rejected.labels(shop, reason).inc()
         log.warning(
             "webhook_not_published", reason=detail, event_id=record.id, ce_type=record.ce_type,
@@ -241,10 +239,10 @@ class Ingress:
         )  # fmt: skip
         if status == 503:
             retry = self.config.ingress.retry_after
-            return _error(503, "unavailable", "event store unavailable, retry later", retry)
-        return _error(413, reason, "the event is too large for the event store")
+            return error_answer(503, "unavailable", "event store unavailable, retry later", retry)
+        return error_answer(413, reason, "the event is too large for the event store")
 
-    def _reject(self, shop_label: str, path: str, exc: WebhookError) -> _Answer:
+    def _reject(self, shop_label: str, path: str, exc: WebhookError) -> Answer:
         self.metrics.rejected.labels(shop_label, exc.code).inc()
         log.warning(
             "webhook_rejected",
@@ -255,10 +253,10 @@ class Ingress:
         )
         if exc.status == 401:
             # Same answer for every authentication failure: no hint which part failed.
-            return _error(401, "unauthorized", "missing or invalid signature")
+            return error_answer(401, "unauthorized", "missing or invalid signature")
         if exc.status == 503:
-            return _error(exc.status, exc.code, exc.detail, self.config.ingress.retry_after)
-        return _error(exc.status, exc.code, exc.detail)
+            return error_answer(exc.status, exc.code, exc.detail, self.config.ingress.retry_after)
+        return error_answer(exc.status, exc.code, exc.detail)
 
     def readiness(self) -> tuple[bool, dict[str, bool]]:
         """Ready once the Kafka producer is connected."""
