@@ -26,14 +26,20 @@ from bridge.relay.pacing import CURRENT, PacedTransport
 from bridge.relay.transport import AiohttpTransport, as_httpx_error
 
 HTTP11 = {"http_version": b"HTTP/1.1"}
+_READ = httpx.ByteStream(b"")  # the stream of every answer: its body was read already
 IDEMPOTENCY_KEY = "idempotency-key"
 
 
 class _Answer(httpx.Response):
-    """An ``httpx.Response`` whose request is made on first use (rarely: errors only)."""
+    """An ``httpx.Response`` of a body already read, whose request is made on first use (rarely:
+    errors only). The body is set as read content, not passed as ``content=`` (which runs it
+    through httpx's stream and decoder machinery: 16 µs per answer against 2.6 µs)."""
 
     def __init__(self, status: int, headers: Any, content: bytes, method: str, url: str) -> None:
-        super().__init__(status, headers=headers, content=content, extensions=HTTP11)
+        super().__init__(status, headers=headers, stream=_READ, extensions=HTTP11)
+        self._content = content
+        self.is_stream_consumed = True
+        self.is_closed = True
         self._method = method
         self._url = url
 
