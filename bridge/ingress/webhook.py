@@ -61,7 +61,6 @@ class _Record:
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
-    ce_type: str
     change: Change
 
 
@@ -165,19 +164,20 @@ class Ingress:
         event = self._normalise(delivery, now)
         change = Change(f"{event.entity}\x1f{event.key}", event.id, delivery.body)
         id_, published = self.dedup.identify(change)
+        topic, ce_type = self.topics.for_entity(event.entity), event.type
+        # Every later line of this webhook (ours, the publisher's late-ack callback) carries them.
+        structlog.contextvars.bind_contextvars(event_id=id_, ce_type=ce_type, topic=topic)
         if published is not None:
             return self._duplicate(delivery.shop.id, id_, published[0])
         value = event.value
         if id_ != event.id:
             value["id"] = id_  # the deduplicator's id for a later change of the entity
-        topic = self.topics.for_entity(event.entity)
-        ce_type = event.type
         headers = headers_for(event, delivery.received_at, valid_traceparent(traceparent), id_)
         try:
             data = orjson.dumps(value)
         except TypeError as exc:  # orjson.JSONEncodeError: e.g. an integer over 64 bits
             raise InvalidPayload(f"the event cannot be encoded as JSON: {exc}") from None
-        return _Record(id_, topic, event.key.encode(), data, headers, ce_type, change)
+        return _Record(id_, topic, event.key.encode(), data, headers, change)
 
     def _normalise(self, delivery: Delivery, now: float) -> CanonicalEvent:
         platform = get_platform(delivery.shop.platform)
@@ -197,8 +197,7 @@ class Ingress:
         twin = dedup.pending(id_)
         try:
             if twin is not None:  # the same delivery, being published right now
-                partition, offset = await asyncio.shield(twin)
-                return self._duplicate(shop, id_, (partition, offset))
+                return self._duplicate(shop, id_, await asyncio.shield(twin))
             dedup.begin(id_)
             series = self.metrics.topic(shop, record.topic)
             started = time.perf_counter()
@@ -217,26 +216,21 @@ class Ingress:
         except RecordTooLarge as exc:
             return self._unpublished(shop, record, "record_too_large", str(exc), 413)
         series.accepted.inc()
-        log.info(
-            "webhook_accepted", event_id=id_, ce_type=record.ce_type, topic=record.topic,
-            partition=published.partition, offset=published.offset,
-        )  # fmt: skip
+        log.info("webhook_accepted", partition=published.partition, offset=published.offset)
         return Answer(202, orjson.dumps({"id": id_, "topic": record.topic}))
 
     def _duplicate(self, shop: str, id_: str, published: tuple[int, int]) -> Answer:
+        """The answer to a redelivery of a change published already (at ``published``)."""
         self.metrics.shop(shop).duplicates.inc()
         partition, offset = published
-        log.info("webhook_duplicate", event_id=id_, partition=partition, offset=offset)
+        log.info("webhook_duplicate", partition=partition, offset=offset)
         return Answer(200, orjson.dumps({"id": id_, "duplicate": True}))
 
     def _unpublished(
         self, shop: str, record: _Record, reason: str, detail: str, status: int
     ) -> Answer:
         self.metrics.rejected.labels(shop, reason).inc()
-        log.warning(
-            "webhook_not_published", reason=detail, event_id=record.id, ce_type=record.ce_type,
-            topic=record.topic,
-        )  # fmt: skip
+        log.warning("webhook_not_published", reason=detail)
         if status == 503:
             retry = self.config.ingress.retry_after
             return error_answer(503, "unavailable", "event store unavailable, retry later", retry)

@@ -8,19 +8,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import io
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import httpx
 import pytest
+import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import Match, Route, Router
 from structlog.testing import capture_logs
 
+from bridge import log as bridge_log
 from bridge.config import Config
 from bridge.devtools.sign import sign_request
 from bridge.ingress.app import create_app, webhook_route
@@ -377,3 +381,29 @@ def test_the_webhook_route_matches_as_starlettes_router(path: str) -> None:
             starlette = child["path_params"]
             break
     assert starlette == webhook_route(path)
+
+
+async def test_log_lines_of_a_webhook_carry_its_context(client: httpx.AsyncClient) -> None:
+    """The accepted and duplicate lines name the shop, event id, type, topic, partition and
+    offset (bound context, as ops search for them), and nothing of the body."""
+    stream = io.StringIO()
+    bridge_log.configure("info", "json", stream=stream)
+    try:
+        first = await client.post(
+            "/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT)
+        )
+        again = await client.post(
+            "/webhooks/cb-taipei", content=VARIANT, headers=cb_headers(VARIANT)
+        )
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers = []
+    lines = {line["event"]: line for line in map(json.loads, stream.getvalue().splitlines())}
+    context = {
+        "shop": "cb-taipei", "event_id": first.json()["id"], "ce_type": "commerce.variant.updated",
+        "topic": "commerce.variants", "partition": 0, "offset": 0,
+    }  # fmt: skip
+    for name in ("webhook_accepted", "webhook_duplicate"):
+        assert context == {k: lines[name].get(k) for k in context}
+    assert (202, 200) == (first.status_code, again.status_code)
+    assert "inventory_quantity" not in stream.getvalue()
