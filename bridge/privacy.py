@@ -52,10 +52,10 @@ class _Nonces:
         os.register_at_fork(after_in_child=self.reseed)
 
     def reseed(self) -> None:
-        self.count = itertools.count(int.from_bytes(os.urandom(NONCE_BYTES), "big"))
+        self._count = itertools.count(int.from_bytes(os.urandom(NONCE_BYTES), "big"))
 
     def next(self) -> bytes:
-        return (next(self.count) & _NONCE_MASK).to_bytes(NONCE_BYTES, "big")
+        return (next(self._count) & _NONCE_MASK).to_bytes(NONCE_BYTES, "big")
 
 
 _nonces = _Nonces()
@@ -249,8 +249,11 @@ class Privacy:
             header = f"{TOKEN_PREFIX}{self._active}"
             self._sealer = (self._ciphers[self._active], f"{header}:", header.encode())
         self._protect_one: Callable[[Any], Any] = _redact_unless_empty
-        if self.mode == "encrypt" and self._sealer is not None:
-            self._protect_one = _sealing(self._sealer)
+        self._seal: Callable[[Any], Any] | None = None
+        if self._sealer is not None:
+            self._seal = _sealing(self._sealer, keep_empty=False)
+            if self.mode == "encrypt":
+                self._protect_one = _sealing(self._sealer, keep_empty=True)
 
     # -- protecting ---------------------------------------------------------------------------
 
@@ -266,9 +269,10 @@ class Privacy:
 
     def encrypt(self, value: Any) -> str:
         """``enc:v1:<kid>:<b64url>`` of the JSON encoding of ``value`` under the active key."""
-        if self._sealer is None:
+        if self._seal is None:
             raise ConfigError("privacy.key", "no active key to encrypt with")
-        return _seal(self._sealer, value)
+        token: str = self._seal(value)
+        return token
 
     # -- revealing ----------------------------------------------------------------------------
 
@@ -309,30 +313,23 @@ class Privacy:
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
-def _seal(sealer: tuple[AESGCM, str, bytes], value: Any) -> str:
-    cipher, prefix, associated = sealer
-    nonce = _nonces.next()
-    sealed = cipher.encrypt(nonce, _dumps(value), associated)
-    data = binascii.b2a_base64(nonce + sealed, newline=False).translate(_URLSAFE)
-    return prefix + data.rstrip(b"=").decode()
-
-
-def _sealing(sealer: tuple[AESGCM, str, bytes]) -> Callable[[Any], Any]:
-    """What ``encrypt`` mode does to one PII value: :func:`_seal`, with everything it needs bound
-    once (it runs for every PII field of every webhook); empty values stay as they are."""
+def _sealing(sealer: tuple[AESGCM, str, bytes], *, keep_empty: bool) -> Callable[[Any], Any]:
+    """``enc:v1:<kid>:<b64url>`` of one value under ``sealer``, with everything it needs bound once
+    (it runs for every PII field of every webhook); ``keep_empty``: ``None`` and empty strings,
+    lists and objects stay as they are (what ``protect`` does)."""
     encrypt = sealer[0].encrypt
     prefix, associated = sealer[1], sealer[2]
-    nonces, mask, dumps, b2a = _nonces, _NONCE_MASK, orjson.dumps, binascii.b2a_base64
+    nonce_of, dumps, b2a = _nonces.next, orjson.dumps, binascii.b2a_base64
     urlsafe, containers = _URLSAFE, _CONTAINERS
 
     def seal(value: Any) -> Any:
-        if value is None or (isinstance(value, containers) and not value):
+        if keep_empty and (value is None or (isinstance(value, containers) and not value)):
             return value
         try:
             plain = dumps(value)
         except TypeError:
             plain = _dumps(value)  # raises InvalidPayload
-        nonce = (next(nonces.count) & mask).to_bytes(NONCE_BYTES, "big")
+        nonce = nonce_of()
         data = b2a(nonce + encrypt(nonce, plain, associated), newline=False).translate(urlsafe)
         return prefix + data.rstrip(b"=").decode()
 
