@@ -16,9 +16,7 @@ import gc
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
-import orjson
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -78,17 +76,13 @@ class IngressApp(Starlette):
         await answer.send(send)
 
 
-class JSONResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
 def _json_error(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> Response:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+    """:func:`~bridge.ingress.webhook.error_answer`'s body as a Starlette response (for the
+    exception handlers of everything that is not a webhook POST)."""
+    answer = error_answer(status, code, detail)
+    return Response(answer.body, status, headers=headers, media_type="application/json")
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
