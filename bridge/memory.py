@@ -18,12 +18,16 @@ kept up to that much instead of being handed back and faulted in again a moment 
 4 MiB and more (the dedup table, the largest webhook bodies) are still mapped and returned.
 
 Only on glibc (the Docker image's Debian, most Linux hosts); elsewhere nothing is changed.
+
+The collector's side: :func:`settle_heap`, called by each service once it has started, keeps
+garbage collections from walking the process's long-lived objects again and again.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 
 M_TRIM_THRESHOLD = -1  # <malloc.h>
 M_MMAP_THRESHOLD = -3
@@ -47,3 +51,23 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(
         mallopt(M_TRIM_THRESHOLD, 2 * threshold)
     )
+
+
+YOUNG_THRESHOLD = 7000  # CPython's default is 700
+
+
+def settle_heap(young: int = YOUNG_THRESHOLD) -> None:
+    """Once a service has started: collect, freeze what is alive, and collect the young
+    generation ``young`` allocations apart instead of 700.
+
+    Everything alive by then (modules, config, clients, connections) lives as long as the
+    process; frozen, it is left out of every collection, so full collections walk only the work
+    in flight. Measured in the relay (``bench/relay.py --quick``, (b): 500 shops x 10 writes),
+    garbage collection took 650-790 ms of its ~2.5 s of CPU, six full collections alone
+    400-520 ms; settled, 255-300 ms. A webhook's or a delivery's objects either die young or
+    stay for the request's whole life, so collecting young objects ten times less often frees
+    the same and walks the survivors ten times less.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(young, *gc.get_threshold()[1:])

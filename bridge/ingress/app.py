@@ -12,7 +12,6 @@ paths (404), the lifespan — is Starlette's.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from bridge import memory
 from bridge.config import Config
 from bridge.ingress.webhook import Ingress, error_answer
 from bridge.kafka.publisher import KafkaPublisher, Publisher
@@ -34,7 +34,6 @@ from bridge.ops import ops_app
 
 log = get_logger("bridge.ingress")
 
-GC_YOUNG_THRESHOLD = 7000  # CPython's default is 700
 PREFIX = "/webhooks/"
 
 
@@ -120,13 +119,9 @@ def create_app(
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if owned is not None:
             await owned.start()
-        # Everything allocated so far (modules, config, clients) lives as long as the process:
-        # keep it out of the collector's generations so full collections stay short.
-        gc.collect()
-        gc.freeze()
-        # A webhook's objects die with it (nothing of a payload outlives the publish), so young
-        # collections every 700 allocations found nothing to free: collect ten times less often.
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        # A webhook's objects die with it (nothing of a payload outlives the publish): young
+        # collections every 700 allocations found nothing to free (bridge.memory).
+        memory.settle_heap()
         log.info("ingress_started", shops=len(config.shops), config=config.source)
         try:
             yield

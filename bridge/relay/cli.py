@@ -15,7 +15,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
-from bridge import clitools
+from bridge import clitools, memory
 from bridge.config import Config
 from bridge.kafka.publisher import KafkaPublisher
 from bridge.log import get_logger
@@ -194,6 +194,7 @@ async def run_relay(
                 )
                 log.info("relay_metrics_listening", url=url)
             await stack.enter_async_context(purging(store, config.outbox.retention, stop))
+            memory.settle_heap()  # started: full collections walk only the work in flight
             await relay.run(stop)
     finally:
         await publisher.stop()  # flushes what the reporter handed over

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bridge import memory
 from bridge.cli import build_parser
 from bridge.devtools.simulator import api_base
 from bridge.kafka.topics import Topics
@@ -64,6 +65,28 @@ api_token = "{CB_TOKEN}"
 webhook_secrets = ["unused"]
 rate_limit = 20.0
 """
+
+
+@pytest.mark.kafka
+async def test_the_relay_settles_its_heap_once_started(
+    tmp_path: Path, kafka_bootstrap: str, kafka_topics: Topics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_relay`` settles the heap (``bridge.memory.settle_heap``) after its store, clients and
+    Kafka producer are up and before the first send."""
+    settled: list[bool] = []
+    shop = cyberbiz("cb-settle", rate=20.0)
+    dsn = f"sqlite:///{tmp_path / 'outbox.db'}"
+    config = make_config([shop], dsn=dsn, bootstrap=kafka_bootstrap, prefix=kafka_topics.prefix)
+    stop = asyncio.Event()
+
+    def settle() -> None:
+        settled.append(stop.is_set())
+        stop.set()  # the relay then stops at once
+
+    monkeypatch.setattr(memory, "settle_heap", settle)
+    async with asyncio.timeout(30):
+        await cli.run_relay(config, stop, owner="settle-1")
+    assert [False] == settled
 
 
 @pytest.mark.kafka
