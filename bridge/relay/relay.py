@@ -217,8 +217,13 @@ class Relay:
             elif shop not in self._unknown:
                 self._unknown.add(shop)
                 log.warning("relay_unknown_shop", shop=shop, hint="rows stay pending")
-        for start in range(0, len(known), self.options.claim_chunk):
-            await self._start_lanes(known[start : start + self.options.claim_chunk], now)
+        size = self.options.claim_chunk
+        chunks = [known[start : start + size] for start in range(0, len(known), size)]
+        # Replicas polling the same due shops start on different chunks: in the same order,
+        # each would wait for the other's uncommitted claim of the same lanes, chunk after chunk.
+        self.rng.shuffle(chunks)
+        for chunk in chunks:
+            await self._start_lanes(chunk, now)
         for shop in [s for s, t in self._cooldown.items() if t <= now]:
             del self._cooldown[shop]  # in place: the lane runner shares this dict
         for shop in [s for s, w in self._windows.items() if s not in self._lanes and w.idle]:

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import httpx
 import pytest
+import uvloop
 
 from bridge.config import Config
 from bridge.devtools.simulator import create_app
@@ -168,6 +169,22 @@ async def test_transport_notes_when_a_write_left() -> None:
             finally:
                 CURRENT.reset(token)
     assert send.started <= send.left <= time.time()
+
+
+def test_sleep_until_never_ends_before_the_moment_on_uvloop() -> None:
+    """The relay runs on uvloop, whose timers fire up to ~1 ms early (whole milliseconds from a
+    truncated loop time): without the slack a quarter of these sleeps ended 0.1-0.8 ms before
+    their moment, and a send window of exactly 1 s let the platform count six requests in it."""
+
+    async def sleeps() -> list[float]:
+        early = []
+        for n in range(100):
+            moment = time.monotonic() + 0.0203 + (n % 10) * 0.00011  # sub-millisecond phases
+            await sleep_until(time.monotonic, moment, Flag())
+            early.append(moment - time.monotonic())
+        return early
+
+    assert max(uvloop.run(sleeps())) <= 0
 
 
 async def test_sleep_until_sleeps_until_the_moment() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 import time
 from collections import Counter
@@ -11,12 +12,15 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bridge.config import KafkaConfig
 from bridge.kafka.publisher import KafkaPublisher
 from bridge.kafka.topics import Topics
 from bridge.outbox import OutboxStore, Status, open_store
+from bridge.platforms import client_for
+from bridge.relay.relay import Relay
 from tests.relay.support import (
     RELAY,
     Sim,
@@ -33,6 +37,7 @@ from tests.relay.support import (
     set_stock,
     simulator,
 )
+from tests.support import RecordingPublisher
 
 pytestmark = pytest.mark.kafka
 
@@ -247,3 +252,34 @@ async def test_sending_goes_on_when_kafka_is_unavailable(dsn: str, store: Outbox
     assert 3.0 == h.sample(
         "bridge_relay_publish_failures_total", topic="commerce.deliveries", reason="unavailable"
     )
+
+
+async def test_replicas_take_the_due_shops_chunk_by_chunk_in_their_own_order(
+    dsn: str, store: OutboxStore
+) -> None:
+    """Lanes are taken 200 shops per transaction. Relays polling the same 450 due shops take the
+    chunks each in its own order: in one shared order the second would wait on the first's
+    uncommitted claim of the same lanes, chunk after chunk. Every due shop is still asked for
+    exactly once per poll."""
+    shops = [cyberbiz(f"cb-{n:03}") for n in range(450)]
+    config = make_config(shops, dsn=dsn)
+    await add(store, [set_stock(s, 1, f"chunk-{s.id}", variant="71") for s in shops])
+    firsts: set[str] = set()
+    async with httpx.AsyncClient() as http:
+        clients = {s.id: client_for(s, http) for s in shops}
+        for seed in range(6):
+            relay = Relay(
+                config, store, clients, RecordingPublisher(), owner=f"r{seed}",
+                rng=random.Random(seed),
+            )  # fmt: skip
+            chunks: list[list[str]] = []
+
+            async def record(chunk: list[str], _now: float, into: list[list[str]] = chunks) -> None:
+                into.append(chunk)
+
+            relay._start_lanes = record  # type: ignore[method-assign,assignment]
+            await relay._poll()
+            assert [200, 200, 50] == sorted((len(c) for c in chunks), reverse=True)
+            assert sorted(s.id for s in shops) == sorted(x for c in chunks for x in c)
+            firsts.add(chunks[0][0])
+    assert len(firsts) > 1, "every relay started on the same chunk"
