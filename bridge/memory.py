@@ -64,7 +64,7 @@ def settle_heap(young: int = YOUNG_THRESHOLD) -> None:
     process; frozen, it is left out of every collection, so full collections walk only the work
     in flight. Measured in the relay (``bench/relay.py --quick``, (b): 500 shops x 10 writes),
     garbage collection took 650-790 ms of its ~2.5 s of CPU, six full collections alone
-    400-520 ms; settled, 255-300 ms. A webhook's or a delivery's objects either die young or
+    395-522 ms; settled, 255-300 ms. A webhook's or a delivery's objects either die young or
     stay for the request's whole life, so collecting young objects ten times less often frees
     the same and walks the survivors ten times less.
     """
