@@ -150,6 +150,13 @@ class Deduplicator(Generic[T]):
         id_, published = self.identify(change)
         if published is not None:
             return Outcome(id_, published[0], duplicate=True)
+        return await self.publish(change, id_, action)
+
+    async def publish(
+        self, change: Change, id_: str, action: Callable[[str], Awaitable[T]]
+    ) -> Outcome[T]:
+        """``action(id_)`` for a ``change`` :meth:`identify` found new, unless its twin is being
+        published right now: then the twin's outcome (its failure too) is this one's."""
         pending = self.pending(id_)
         if pending is not None:
             # A twin is being published right now: its success is ours; its failure is ours too.

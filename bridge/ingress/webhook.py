@@ -13,7 +13,6 @@ webhook in flight holds bytes only: nothing for the garbage collector to walk, l
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
@@ -193,31 +192,29 @@ class Ingress:
 
     async def _publish(self, record: _Record, shop: str) -> Answer:
         """Publish ``record`` (or wait for its twin being published now) and answer."""
-        dedup, id_ = self.dedup, record.id
-        twin = dedup.pending(id_)
-        try:
-            if twin is not None:  # the same delivery, being published right now
-                return self._duplicate(shop, id_, await asyncio.shield(twin))
-            dedup.begin(id_)
-            series = self.metrics.topic(shop, record.topic)
+        series = self.metrics.topic(shop, record.topic)
+
+        async def publish(_id: str) -> tuple[int, int]:
             started = time.perf_counter()
-            try:
-                published = await self.publisher.publish(
-                    record.topic, record.key, record.value, record.headers,
-                    self.config.ingress.publish_timeout,
-                )  # fmt: skip
-            except BaseException as exc:
-                dedup.failed(id_, exc)
-                raise
+            published = await self.publisher.publish(
+                record.topic, record.key, record.value, record.headers,
+                self.config.ingress.publish_timeout,
+            )  # fmt: skip
             series.publish_seconds.observe(time.perf_counter() - started)
-            dedup.succeeded(record.change, id_, (published.partition, published.offset))
+            return published.partition, published.offset
+
+        try:
+            outcome = await self.dedup.publish(record.change, record.id, publish)
         except (PublishUnavailable, Abandoned) as exc:
-            return self._unpublished(shop, record, "kafka_unavailable", str(exc), 503)
+            return self._unpublished(shop, "kafka_unavailable", str(exc), 503)
         except RecordTooLarge as exc:
-            return self._unpublished(shop, record, "record_too_large", str(exc), 413)
+            return self._unpublished(shop, "record_too_large", str(exc), 413)
+        if outcome.duplicate:  # the same delivery, published meanwhile by its twin
+            return self._duplicate(shop, record.id, outcome.value)
         series.accepted.inc()
-        log.info("webhook_accepted", partition=published.partition, offset=published.offset)
-        return Answer(202, orjson.dumps({"id": id_, "topic": record.topic}))
+        partition, offset = outcome.value
+        log.info("webhook_accepted", partition=partition, offset=offset)
+        return Answer(202, orjson.dumps({"id": record.id, "topic": record.topic}))
 
     def _duplicate(self, shop: str, id_: str, published: tuple[int, int]) -> Answer:
         """The answer to a redelivery of a change published already (at ``published``)."""
@@ -226,9 +223,7 @@ class Ingress:
         log.info("webhook_duplicate", partition=partition, offset=offset)
         return Answer(200, orjson.dumps({"id": id_, "duplicate": True}))
 
-    def _unpublished(
-        self, shop: str, record: _Record, reason: str, detail: str, status: int
-    ) -> Answer:
+    def _unpublished(self, shop: str, reason: str, detail: str, status: int) -> Answer:
         self.metrics.rejected.labels(shop, reason).inc()
         log.warning("webhook_not_published", reason=detail)
         if status == 503:
